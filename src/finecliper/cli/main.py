@@ -1,0 +1,58 @@
+"""The ``finecliper`` command: one subcommand per module in ``finecliper.cli``.
+
+Each subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+they import heavy libraries inside ``run`` so that ``finecliper --help`` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module; the order is the order of `finecliper --help`.
+COMMANDS = {
+    "demo": "finecliper.cli.demo",
+    "predict": "finecliper.cli.predict",
+    "prepare": "finecliper.cli.prepare",
+    "extract": "finecliper.cli.extract",
+    "describe": "finecliper.cli.describe",
+    "train": "finecliper.cli.train",
+    "evaluate": "finecliper.cli.evaluate",
+    "info": "finecliper.cli.info",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from finecliper import __version__
+
+    parser = argparse.ArgumentParser(prog="finecliper", description="Dynamic facial expression recognition with FineCLIPER.")
+    parser.add_argument("--version", action="version", version=f"finecliper {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:  # not built yet
+                continue
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
