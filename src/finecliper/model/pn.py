@@ -1,0 +1,51 @@
+"""Positive/negative scoring, adaptive fusion weights and the weighted loss (paper Eqs. 8–11).
+
+Pure functions of tensors, so that each step can be checked against hand-computed values.
+Resolutions of the paper's lost equations follow reference §4.4–4.5 and §10.1, §10.9–10.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pn_scores(features: torch.Tensor, text_pos: torch.Tensor, text_neg: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    """``S[b, c] = cos(F_b, T_p^c) - lam * cos(F_b, T_n^c)``.
+
+    features: (B, E); text_pos, text_neg: (K, E); all L2-normalised. Returns (B, K).
+    """
+    return features @ text_pos.t() - lam * (features @ text_neg.t())
+
+
+def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, mode: str = "max_norm",
+                   eps: float = 1e-6, tau: float = 1.0) -> torch.Tensor:
+    """Per-sample modality weights from each modality's best class score (Eq. 9), without gradient.
+
+    scores: (M, B, K); available: (M, B) bool, False where a modality has no usable input (e.g. no face
+    in any frame) — such a modality gets weight 0. Returns (B, M), rows summing to 1.
+    ``max_norm``: ``g = clamp(max_c S, eps)``, ``w = g / sum_m g``. ``softmax``: ``softmax_m(g / tau)``.
+    """
+    g = scores.detach().amax(dim=-1).t()  # (B, M)
+    if available is None:
+        available = torch.ones_like(g, dtype=torch.bool)
+    else:
+        available = available.t().to(torch.bool)
+    if mode == "max_norm":
+        g = g.clamp_min(eps) * available
+        return g / g.sum(dim=1, keepdim=True).clamp_min(eps)
+    if mode == "softmax":
+        return torch.softmax((g / tau).masked_fill(~available, float("-inf")), dim=1)
+    raise ValueError(f"unknown fusion mode {mode!r} (max_norm | softmax)")
+
+
+def fuse(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: ``F = normalize(sum_m w_m F_m)``. features: (M, B, E) normalised; weights: (B, M)."""
+    fused = torch.einsum("mbe,bm->be", features, weights)
+    return F.normalize(fused, dim=-1)
+
+
+def weighted_cross_entropy(scores: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. 11: ``(1/B) sum_b sum_m w_m[b] CE(S_m[b] / tau, y_b)``. scores: (M, B, K); weights: (B, M)."""
+    m, b, k = scores.shape
+    ce = F.cross_entropy((scores / tau).reshape(m * b, k), labels.repeat(m), reduction="none").view(m, b)
+    return (ce * weights.t()).sum(dim=0).mean()
