@@ -78,6 +78,18 @@ class FineCLIPER(nn.Module):
         self._class_text_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.apply_freeze_policy()
 
+    # ---------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory):
+        """Config + tunable weights (safetensors) + the frozen backbones' hashes; see ``model.checkpoint``."""
+        from finecliper.model.checkpoint import save_checkpoint
+        return save_checkpoint(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory, clip=None, longclip=None) -> "FineCLIPER":
+        """Load a checkpoint directory; refuses frozen backbones whose hash differs from the recorded one."""
+        from finecliper.model.checkpoint import load_checkpoint
+        return load_checkpoint(directory, clip=clip, longclip=longclip)
+
     # ---------------------------------------------------------------- freeze policy and counts
     def frozen_modules(self) -> list[nn.Module]:
         return [self.clip] + ([self.desc_tower] if hasattr(self, "desc_tower") else [])

@@ -1,0 +1,57 @@
+"""``finecliper info``: parameters per module of a variant, and the runtime environment."""
+from __future__ import annotations
+
+HELP = "Print trainable and frozen parameters per module of a variant, and the environment."
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--variant", default="base", help="base | star | dagger | star_dagger")
+    p.add_argument("--clip", help="CLIP checkpoint; without it, counts use the ViT-B/16 shape (no weights loaded)")
+    p.add_argument("--longclip", help="Long-CLIP checkpoint (variants with descriptions)")
+    p.add_argument("--num-classes", type=int, default=7)
+    p.add_argument("--allow-pickle", action="store_true", help="allow TorchScript/pickled checkpoints to run code")
+    p.add_argument("overrides", nargs="*", help="model config overrides, e.g. share_pn_adapters=true")
+
+
+def run(args) -> int:
+    import platform
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from finecliper import __version__
+    from finecliper.config import load_config
+    from finecliper.model.config import VARIANT_SYMBOLS, ModelConfig
+    from finecliper.model.finecliper import FineCLIPER
+
+    cfg = load_config(ModelConfig, None, [f"variant={args.variant}", *args.overrides])
+    cfg.classes = cfg.classes or [f"class{i}" for i in range(args.num_classes)]
+    cfg.modalities()  # validates the variant
+    if args.clip:
+        from finecliper.model.build import build_model
+
+        cfg.clip, cfg.longclip, cfg.allow_pickle = args.clip, args.longclip, args.allow_pickle
+        model = build_model(cfg)
+        source = args.clip
+    else:
+        from finecliper.model.shapes import clip_config, random_clip
+
+        clip = random_clip(device="meta")
+        longclip = random_clip(clip_config(context_length=248), device="meta") if "description" in cfg.modalities() else None
+        tok = torch.zeros(len(cfg.classes), 77, dtype=torch.long, device="meta")
+        model = FineCLIPER(cfg, clip, tok, tok, longclip)
+        source = "ViT-B/16 shape (no weights loaded)"
+
+    console = Console()
+    table = Table(title=f"{VARIANT_SYMBOLS[cfg.variant]} ({cfg.variant}) on {source}")
+    table.add_column("module")
+    table.add_column("trainable", justify="right")
+    table.add_column("frozen", justify="right")
+    for name, c in model.parameter_counts().items():
+        table.add_row(name, f"{c['trainable']:,}", f"{c['frozen']:,}", style="bold" if name == "total" else None)
+    console.print(table)
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    console.print(f"finecliper {__version__} · torch {torch.__version__} · python {platform.python_version()} · "
+                  f"CUDA device: {cuda} · CPU threads: {torch.get_num_threads()}")
+    return 0
