@@ -1,0 +1,172 @@
+"""The landmarks backend names synthetic motions (what, how much, when) and nothing else."""
+import numpy as np
+import pytest
+
+from finecliper.text.landmark_describer import (
+    MOTIONS,
+    NO_FACE_TEXT,
+    STILL_TEXT,
+    describe_landmarks,
+    detect_motions,
+    measure_signals,
+)
+from finecliper.text.refine import find_emotion_words
+
+# A mean 68-point iBUG face in a unit box (the widely used dlib/OpenFace alignment template).
+TEMPLATE = np.array([
+    (0.0792, 0.3392), (0.0829, 0.4570), (0.0968, 0.5756), (0.1221, 0.6919), (0.1687, 0.8003),
+    (0.2398, 0.8957), (0.3257, 0.9771), (0.4223, 1.0433), (0.5318, 1.0608), (0.6413, 1.0398),
+    (0.7381, 0.9723), (0.8244, 0.8896), (0.8948, 0.7925), (0.9394, 0.6815), (0.9611, 0.5622),
+    (0.9706, 0.4418), (0.9712, 0.3221), (0.1638, 0.2492), (0.2178, 0.2043), (0.2913, 0.1924),
+    (0.3675, 0.2036), (0.4393, 0.2331), (0.5864, 0.2281), (0.6602, 0.1959), (0.7375, 0.1824),
+    (0.8132, 0.1928), (0.8708, 0.2353), (0.5153, 0.3186), (0.5162, 0.3962), (0.5171, 0.4738),
+    (0.5182, 0.5532), (0.4337, 0.6041), (0.4755, 0.6208), (0.5207, 0.6343), (0.5659, 0.6188),
+    (0.6071, 0.6016), (0.2524, 0.3311), (0.2987, 0.3026), (0.3557, 0.3030), (0.4037, 0.3387),
+    (0.3525, 0.3500), (0.2968, 0.3505), (0.6269, 0.3374), (0.6736, 0.3005), (0.7306, 0.3013),
+    (0.7762, 0.3284), (0.7327, 0.3474), (0.6764, 0.3470), (0.3452, 0.7820), (0.4003, 0.7140),
+    (0.4710, 0.6856), (0.5216, 0.7003), (0.5716, 0.6856), (0.6396, 0.7128), (0.6875, 0.7788),
+    (0.6409, 0.8324), (0.5855, 0.8621), (0.5225, 0.8691), (0.4612, 0.8624), (0.4028, 0.8331),
+    (0.3680, 0.7841), (0.4683, 0.7472), (0.5217, 0.7490), (0.5751, 0.7482), (0.6773, 0.7799),
+    (0.5754, 0.7922), (0.5217, 0.7984), (0.4682, 0.7927),
+])
+SCALE, OFFSET = 150.0, 40.0  # px
+IOD = SCALE * np.linalg.norm(TEMPLATE[[42, 45]].mean(0) - TEMPLATE[[36, 39]].mean(0))
+
+INNER_BROWS, OUTER_BROWS, ALL_BROWS = [20, 21, 22, 23], [17, 18, 25, 26], list(range(17, 27))
+CORNERS = [48, 54, 60, 64]
+LOWER_JAW_AND_LIP = list(range(5, 12)) + list(range(55, 60)) + [65, 66, 67]
+
+
+def sequence(T=32, noise=0.004, seed=0, rotate_deg=0.0):
+    """A still face (T,68,2) in px with landmark jitter of ``noise`` IOD and a fixed head roll."""
+    rng = np.random.default_rng(seed)
+    base = TEMPLATE * SCALE + OFFSET
+    th = np.deg2rad(rotate_deg)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    base = (base - base.mean(0)) @ rot.T + base.mean(0)
+    seq = np.repeat(base[None], T, axis=0)
+    return seq + rng.normal(0, noise * IOD, seq.shape), rot
+
+
+def move(seq, rot, points, frames, dx=0.0, dy=0.0):
+    """Shift ``points`` by (dx, dy) IOD (face axes, +y down) on ``frames``."""
+    shift = rot @ np.array([dx, dy]) * IOD
+    out = seq.copy()
+    out[np.ix_(frames, points)] += shift
+    return out
+
+
+def names(desc):
+    return {m.name for m in desc.motions}
+
+
+def test_signals_are_zero_motion_for_a_still_face_and_scale_free():
+    seq, _ = sequence(T=4, noise=0.0)
+    s1 = measure_signals(seq)
+    s2 = measure_signals(seq * 3.0 + 17.0)  # same face, bigger and shifted
+    for k in s1:
+        assert np.allclose(s1[k], s1[k][0]) and np.allclose(s1[k], s2[k]), k
+    # hand check: the chin sits 0.7222/0.3776 IOD below the eye line in the template
+    eye_y = TEMPLATE[[36, 39, 42, 45], 1].mean()
+    iod_unit = np.linalg.norm(TEMPLATE[[42, 45]].mean(0) - TEMPLATE[[36, 39]].mean(0))
+    assert s1["chin_drop"][0] == pytest.approx((TEMPLATE[8, 1] - eye_y) / iod_unit, abs=1e-3)
+
+
+def test_mouth_corners_raised_over_second_half_is_the_only_motion():
+    seq, rot = sequence(T=32)
+    seq = move(seq, rot, CORNERS, range(16, 32), dy=-0.10)
+    desc = describe_landmarks(seq, np.ones(32, bool), fps=25.0)
+    assert names(desc) == {"lip_corner_pull"}
+    (m,) = desc.motions
+    assert m.timing == "second_half" and m.level == "clear"
+    assert m.magnitude == pytest.approx(0.10, abs=0.01)
+    assert 15 <= m.onset_frame <= 18 and m.offset_frame == 31
+    assert m.onset_s == pytest.approx(m.onset_frame / 25.0)
+    assert desc.text == "The mouth corners pull up in the second half of the clip."
+
+
+def test_mouth_corners_pull_down_slightly_and_inner_brows_rise():
+    seq, rot = sequence(T=40, seed=1)
+    seq = move(seq, rot, CORNERS, range(20, 40), dy=+0.04)
+    seq = move(seq, rot, INNER_BROWS, range(20, 40), dy=-0.05)
+    desc = describe_landmarks(seq)
+    assert names(desc) == {"lip_corner_depress", "inner_brow_raise"}
+    assert all(m.timing == "second_half" and m.level == "slight" for m in desc.motions)
+    assert desc.text == ("The inner brows rise slightly and the mouth corners pull down slightly "
+                         "in the second half of the clip.")
+
+
+def test_whole_brows_raised_in_first_half_under_head_roll():
+    seq, rot = sequence(T=30, seed=2, rotate_deg=20.0)
+    seq = move(seq, rot, ALL_BROWS, range(4, 13), dy=-0.20)  # raised and back down
+    desc = describe_landmarks(seq)
+    assert names(desc) == {"inner_brow_raise", "outer_brow_raise"}
+    assert {m.timing for m in desc.motions} == {"first_half"}
+    assert {m.level for m in desc.motions} == {"marked"}
+    assert desc.text == "The brows rise markedly in the first half of the clip."
+
+
+def test_jaw_drop_throughout_names_jaw_and_mouth_only():
+    seq, rot = sequence(T=24, seed=3)
+    seq = move(seq, rot, LOWER_JAW_AND_LIP, range(5, 24), dy=+0.15)
+    desc = describe_landmarks(seq)
+    assert names(desc) == {"jaw_drop", "mouth_open"}
+    assert {m.timing for m in desc.motions} == {"throughout"}
+    # 0.15 IOD is 3x the 0.05 threshold of both: "clear", which takes no adverb
+    assert all(m.level == "clear" and m.magnitude == pytest.approx(0.15, abs=0.01) for m in desc.motions)
+    assert desc.text == "The mouth opens and the jaw drops throughout the clip."
+
+
+def test_brows_together_and_lid_tightening():
+    seq, rot = sequence(T=24, seed=4)
+    seq = move(seq, rot, [21, 20], range(12, 24), dx=+0.04)  # right inner brow towards the midline
+    seq = move(seq, rot, [22, 23], range(12, 24), dx=-0.04)
+    seq = move(seq, rot, [37, 38, 43, 44], range(12, 24), dy=+0.03)  # upper lids come down
+    desc = describe_landmarks(seq)
+    assert names(desc) == {"brows_together", "eyes_narrow"}
+
+
+def test_still_sequence_has_no_motion():
+    for seed in range(5):
+        seq, _ = sequence(T=50, seed=seed, noise=0.006)
+        desc = describe_landmarks(seq)
+        assert desc.motions == [] and desc.text == STILL_TEXT
+
+
+def test_blink_is_not_an_eye_motion():
+    seq, rot = sequence(T=30, seed=5)
+    seq = move(seq, rot, [37, 38, 43, 44], [14, 15], dy=+0.08)  # two-frame blink
+    assert describe_landmarks(seq).motions == []
+
+
+def test_invalid_frames_are_skipped():
+    seq, rot = sequence(T=32, seed=6)
+    seq = move(seq, rot, CORNERS, range(16, 32), dy=-0.10)
+    valid = np.ones(32, bool)
+    garbage = [0, 3, 9, 20, 27]
+    seq[garbage] = np.random.default_rng(0).uniform(0, 300, (len(garbage), 68, 2))  # detector junk
+    seq[11] = np.nan
+    valid[garbage] = False
+    desc = describe_landmarks(seq, valid)
+    assert desc.n_valid == 26 and desc.n_frames == 32
+    assert names(desc) == {"lip_corner_pull"}
+    m = desc.motions[0]
+    assert valid[m.onset_frame] and valid[m.peak_frame] and m.offset_frame == 31
+
+
+def test_no_valid_frames():
+    seq, _ = sequence(T=8)
+    desc = describe_landmarks(seq, np.zeros(8, bool))
+    assert desc.text == NO_FACE_TEXT and desc.n_valid == 0
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match=r"\(T, 68, 2\)"):
+        detect_motions(np.zeros((5, 5, 2)))
+    with pytest.raises(ValueError, match="valid"):
+        detect_motions(np.zeros((5, 68, 2)), np.ones(4, bool))
+
+
+def test_no_motion_phrase_uses_an_emotion_word():
+    text = " ".join(f"{m.subject} {m.verb} slightly markedly" for m in MOTIONS)
+    assert find_emotion_words(text) == []
