@@ -1,0 +1,1 @@
+"""Metrics (UAR, WAR, confusion matrices) and report writers."""

@@ -1,0 +1,166 @@
+"""Report writers: confusion matrices (CSV, PNG), the paper's Table 2 layout (CSV, markdown),
+JSON summaries and learning curves. Every file is written atomically."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from finecliper.data import labels as L
+from finecliper.eval.metrics import per_class_recall, uar, war
+from finecliper.io import atomic_write, write_json
+
+__all__ = ["write_confusion_csv", "plot_confusion", "per_class_rows", "write_per_class_table",
+           "markdown_table", "write_summary_json", "plot_learning_curve", "write_fold_report"]
+
+
+def _save_fig(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _write_text(path: str | Path, text: str) -> Path:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
+def write_confusion_csv(path: str | Path, cm: np.ndarray, class_names: Sequence[str]) -> Path:
+    """Rows = true class, columns = predicted; first row/column hold the class names."""
+    cm = np.asarray(cm)
+    if cm.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"confusion matrix {cm.shape} does not fit {len(class_names)} class names")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["true\\pred", *class_names])
+    for name, row in zip(class_names, cm):
+        w.writerow([name, *(int(x) for x in row)])
+    return _write_text(path, buf.getvalue())
+
+
+def plot_confusion(path: str | Path, cm: np.ndarray, class_names: Sequence[str], title: str = "") -> Path:
+    """Heat map of row-normalised %, each cell annotated with count and %."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=np.int64)
+    k = len(class_names)
+    rows = cm.sum(axis=1, keepdims=True)
+    pct = np.divide(cm * 100.0, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 1.0 + 0.75 * k))
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{cm[i, j]}\n{pct[i, j]:.1f}%", ha="center", va="center", fontsize=7,
+                    color="white" if pct[i, j] > 50 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="% of true class")
+    if title:
+        ax.set_title(title)
+    return _save_fig(fig, path)
+
+
+def per_class_rows(results: dict[str, np.ndarray], dataset: str) -> tuple[list[str], list[list[Any]]]:
+    """Table 2 layout: {method: confusion matrix} -> (header, rows of % values, 2 decimals).
+
+    Columns: Method, Hap. Sad. Neu. Ang. Sur. Dis. Fea. [Con. Anx. Hel. Disa.], UAR, WAR.
+    A class with no test clip shows as '-'.
+    """
+    names = L.classes(dataset)
+    header = ["Method", *L.short_names(dataset), "UAR", "WAR"]
+    rows = []
+    for method, cm in results.items():
+        cm = np.asarray(cm)
+        if cm.shape != (len(names), len(names)):
+            raise ValueError(f"{method}: confusion matrix {cm.shape} does not fit {dataset}'s {len(names)} classes")
+        rec = per_class_recall(cm)
+        cells = ["-" if math.isnan(r) else round(100 * float(r), 2) for r in rec]
+        rows.append([method, *cells, round(100 * uar(cm), 2), round(100 * war(cm), 2)])
+    return header, rows
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def fmt(x: Any) -> str:
+        return f"{x:.2f}" if isinstance(x, float) else str(x)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(fmt(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_per_class_table(out_stem: str | Path, results: dict[str, np.ndarray], dataset: str) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` in the paper's Table 2 layout."""
+    header, rows = per_class_rows(results, dataset)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow([f"{x:.2f}" if isinstance(x, float) else x for x in r])
+    stem = Path(out_stem)
+    return (_write_text(stem.with_suffix(".csv"), buf.getvalue()),
+            _write_text(stem.with_suffix(".md"), markdown_table(header, rows)))
+
+
+def write_summary_json(path: str | Path, summary: dict[str, Any]) -> Path:
+    write_json(path, summary)
+    return Path(path)
+
+
+def plot_learning_curve(path: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> Path:
+    """Per-epoch dicts -> PNG: keys with 'loss' on the left panel, every other number (uar, war, lr…)
+    on the right. The x axis is ``epoch`` when present, else the position."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise ValueError("learning curve needs at least one epoch")
+    xs = [h.get("epoch", i) for i, h in enumerate(history)]
+    keys = [k for k in history[0] if k != "epoch" and isinstance(history[0][k], (int, float))]
+    for h in history[1:]:
+        keys += [k for k in h if k not in keys and k != "epoch" and isinstance(h[k], (int, float))]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for k in keys:
+        ax = a1 if "loss" in k else a2
+        pts = [(x, h[k]) for x, h in zip(xs, history) if isinstance(h.get(k), (int, float))]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=k)
+    for ax, name in ((a1, "loss"), (a2, "metrics")):
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save_fig(fig, path)
+
+
+def write_fold_report(out_dir: str | Path, name: str, cm: np.ndarray, dataset: str,
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Confusion CSV + PNG, Table 2 row (CSV + md) and JSON summary for one evaluation."""
+    out = Path(out_dir)
+    names = L.classes(dataset)
+    cm = np.asarray(cm)
+    write_confusion_csv(out / f"{name}_confusion.csv", cm, names)
+    plot_confusion(out / f"{name}_confusion.png", cm, names, title=name)
+    write_per_class_table(out / f"{name}_per_class", {name: cm}, dataset)
+    rec = per_class_recall(cm)
+    summary = {"name": name, "dataset": dataset, "uar": uar(cm), "war": war(cm), "n": int(cm.sum()),
+               "per_class_recall": {c: (None if math.isnan(r) else float(r)) for c, r in zip(names, rec)},
+               "confusion": cm.tolist(), **(extra or {})}
+    write_summary_json(out / f"{name}_summary.json", summary)
+    return summary

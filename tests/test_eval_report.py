@@ -1,0 +1,51 @@
+import csv
+import json
+
+import numpy as np
+from PIL import Image
+
+from finecliper.eval import report as R
+
+CM7 = np.array([[8, 1, 1, 0, 0, 0, 0],
+                [0, 5, 5, 0, 0, 0, 0],
+                [0, 0, 10, 0, 0, 0, 0],
+                [1, 0, 0, 3, 0, 0, 0],
+                [0, 0, 0, 0, 2, 0, 0],
+                [0, 0, 1, 0, 0, 0, 0],
+                [0, 0, 0, 0, 1, 0, 1]])
+
+
+def test_confusion_csv_and_png(tmp_path):
+    names = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
+    p = R.write_confusion_csv(tmp_path / "cm.csv", CM7, names)
+    rows = list(csv.reader(p.open()))
+    assert rows[0] == ["true\\pred", *names] and rows[2] == ["sadness", "0", "5", "5", "0", "0", "0", "0"]
+    png = R.plot_confusion(tmp_path / "cm.png", CM7, names, title="fold 1")
+    im = Image.open(png)
+    assert im.format == "PNG" and im.size[0] > 200
+    assert not list(tmp_path.glob(".*tmp"))  # atomic: no temp files left
+
+
+def test_table2_layout(tmp_path):
+    header, rows = R.per_class_rows({"FineCLIPER": CM7}, "dfew")
+    assert header == ["Method", "Hap.", "Sad.", "Neu.", "Ang.", "Sur.", "Dis.", "Fea.", "UAR", "WAR"]
+    # recalls 80, 50, 100, 75, 100, 0, 50 -> UAR 65.0; WAR 29/39 = 74.36
+    assert rows[0] == ["FineCLIPER", 80.0, 50.0, 100.0, 75.0, 100.0, 0.0, 50.0, 65.0, 74.36]
+    csv_p, md_p = R.write_per_class_table(tmp_path / "table2", {"FineCLIPER": CM7}, "dfew")
+    assert csv_p.read_text().splitlines()[1] == "FineCLIPER,80.00,50.00,100.00,75.00,100.00,0.00,50.00,65.00,74.36"
+    md = md_p.read_text().splitlines()
+    assert md[0].startswith("| Method | Hap.") and md[2].endswith("| 65.00 | 74.36 |")
+    mafw_header, mafw_rows = R.per_class_rows({"m": np.eye(11, dtype=int) + np.diag([0, 0, -1] + [0] * 8)}, "mafw")
+    assert mafw_header[8:12] == ["Con.", "Anx.", "Hel.", "Disa."] and mafw_rows[0][3] == "-"  # no neutral clip
+
+
+def test_fold_report_and_learning_curve(tmp_path):
+    s = R.write_fold_report(tmp_path, "fold1_best", CM7, "dfew", extra={"epoch": 12})
+    assert s["war"] == 29 / 39 and s["epoch"] == 12
+    data = json.loads((tmp_path / "fold1_best_summary.json").read_text())
+    assert data["per_class_recall"]["disgust"] == 0.0 and data["confusion"][0][0] == 8
+    for suffix in ("_confusion.csv", "_confusion.png", "_per_class.csv", "_per_class.md"):
+        assert (tmp_path / f"fold1_best{suffix}").is_file()
+    hist = [{"epoch": e, "train_loss": 2.0 / (e + 1), "test_uar": 0.1 * e, "test_war": 0.12 * e} for e in range(4)]
+    png = R.plot_learning_curve(tmp_path / "curve.png", hist, title="run")
+    assert Image.open(png).format == "PNG"
