@@ -1,0 +1,149 @@
+"""CLIP BPE tokenizer with OpenAI ``clip.tokenize`` output, on transformers' fast ``CLIPTokenizer``.
+
+Output: LongTensor (N, context_length) = SOT 49406, BPE ids, EOT 49407, then zeros; a text that is too
+long is cut and EOT put in the last slot (OpenAI's ``truncate=True``). Ids equal OpenAI's SimpleTokenizer:
+the text is cleaned exactly as OpenAI does (ftfy, twice html-unescape, whitespace collapse, Python
+``lower``) before the HF backend sees it, because HF's own normaliser (NFC + lowercase) differs on
+mojibake, HTML entities and some Unicode case folds.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import html
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+import ftfy
+import regex
+import torch
+
+from finecliper.clip.convert import EOT_TOKEN_ID, SOT_TOKEN_ID
+
+BPE_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
+_N_MERGES = 49152 - 256 - 2  # OpenAI uses lines 1..48894 of the BPE file
+_HF_TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+
+class TokenizerError(ValueError):
+    """No usable CLIP vocabulary."""
+
+
+def clean_text(text: str) -> str:
+    """OpenAI's ``whitespace_clean(basic_clean(text)).lower()``."""
+    text = ftfy.fix_text(text)
+    text = html.unescape(html.unescape(text)).strip()
+    return regex.sub(r"\s+", " ", text).strip().lower()
+
+
+def default_bpe_path() -> Path:
+    """The BPE file shipped in the installed open-clip-torch, found without importing ``open_clip``."""
+    candidates: list[Path] = []
+    spec = importlib.util.find_spec("open_clip")  # locates the package; does not execute it
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / BPE_FILENAME for p in spec.submodule_search_locations]
+    try:
+        dist = importlib.metadata.distribution("open_clip_torch")
+        candidates += [Path(dist.locate_file(f)) for f in dist.files or () if f.name == BPE_FILENAME]
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for p in candidates:
+        if p.is_file():
+            return p
+    raise TokenizerError(
+        f"no CLIP BPE vocabulary found: {BPE_FILENAME} is not in an installed open-clip-torch. "
+        "Install it without its dependencies (`pip install --no-deps open-clip-torch`), or pass the path of a "
+        f"{BPE_FILENAME} file, or an HF CLIP directory holding vocab.json + merges.txt (or tokenizer.json)."
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _bpe_vocab(path: str, mtime_ns: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """vocab (49408 entries) + merges of a ``bpe_simple_vocab_16e6.txt.gz``, built as OpenAI's SimpleTokenizer."""
+    try:
+        lines = gzip.open(path).read().decode("utf-8").split("\n")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise TokenizerError(f"{path}: not a readable gzip BPE merges file ({e})") from e
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2/CLIP byte -> char table
+
+    merges = [tuple(line.split()) for line in lines[1:_N_MERGES + 1]]
+    if len(merges) != _N_MERGES or any(len(m) != 2 for m in merges):
+        raise TokenizerError(f"{path}: expected {_N_MERGES} BPE merges 'a b' after the header line")
+    base = list(bytes_to_unicode().values())
+    tokens = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, merges  # type: ignore[return-value]
+
+
+class ClipTokenizer:
+    """OpenAI-compatible CLIP tokenizer. ``tok(texts) -> LongTensor (N, context_length)``."""
+
+    def __init__(self, hf_tokenizer, context_length: int = 77, source: Path | None = None):
+        self.hf = hf_tokenizer  # transformers CLIPTokenizer (fast, tokenizers-backed)
+        self.context_length = context_length
+        self.source = source
+        self.sot_token_id = SOT_TOKEN_ID
+        self.eot_token_id = EOT_TOKEN_ID
+        vocab = self.hf.get_vocab()
+        if vocab.get("<|startoftext|>") != SOT_TOKEN_ID or vocab.get("<|endoftext|>") != EOT_TOKEN_ID:
+            raise TokenizerError(
+                f"{source}: not the CLIP vocabulary (<|startoftext|>/<|endoftext|> are not {SOT_TOKEN_ID}/{EOT_TOKEN_ID})"
+            )
+        self.vocab_size = len(vocab)
+
+    @classmethod
+    def from_bpe(cls, path: str | Path | None = None, context_length: int = 77) -> "ClipTokenizer":
+        from transformers import CLIPTokenizer
+
+        path = Path(path) if path is not None else default_bpe_path()
+        if not path.is_file():
+            raise TokenizerError(f"CLIP BPE file not found: {path}")
+        vocab, merges = _bpe_vocab(str(path.resolve()), path.stat().st_mtime_ns)
+        return cls(CLIPTokenizer(vocab=vocab, merges=merges), context_length, path)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, context_length: int = 77) -> "ClipTokenizer":
+        from transformers import CLIPTokenizer
+
+        directory = Path(directory)
+        if not any((directory / f).is_file() for f in _HF_TOKENIZER_FILES):
+            raise TokenizerError(f"{directory}: no tokenizer.json or vocab.json + merges.txt")
+        try:
+            hf = CLIPTokenizer.from_pretrained(str(directory), local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise TokenizerError(f"{directory}: cannot read its CLIP tokenizer files ({e})") from e
+        return cls(hf, context_length, directory)
+
+    def encode(self, text: str) -> list[int]:
+        """BPE ids of one text, without SOT/EOT."""
+        return self.hf.backend_tokenizer.encode(clean_text(text), add_special_tokens=False).ids
+
+    def __call__(
+        self, texts: str | Sequence[str], context_length: int | None = None, truncate: bool = True
+    ) -> torch.Tensor:
+        """-> LongTensor (N, context_length): SOT, ids, EOT, zero padding."""
+        if isinstance(texts, str):
+            texts = [texts]
+        L = context_length or self.context_length
+        enc = self.hf.backend_tokenizer.encode_batch([clean_text(t) for t in texts], add_special_tokens=False)
+        out = torch.zeros(len(texts), L, dtype=torch.long)
+        for i, e in enumerate(enc):
+            ids = [self.sot_token_id, *e.ids, self.eot_token_id]
+            if len(ids) > L:
+                if not truncate:
+                    raise ValueError(f"text {i} has {len(ids)} tokens, more than the context length {L}: {texts[i][:60]!r}")
+                ids = ids[:L]
+                ids[-1] = self.eot_token_id  # OpenAI truncate=True: EOT stays in the last slot
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out
+
+
+def load_tokenizer(source: str | Path | None = None, context_length: int = 77) -> ClipTokenizer:
+    """An HF CLIP directory with tokenizer files, a BPE ``.txt.gz`` file, or None (open_clip's bundled BPE)."""
+    if source is None:
+        return ClipTokenizer.from_bpe(None, context_length)
+    source = Path(source)
+    if source.is_dir():
+        return ClipTokenizer.from_pretrained(source, context_length)
+    return ClipTokenizer.from_bpe(source, context_length)
