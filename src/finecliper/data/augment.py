@@ -164,14 +164,24 @@ def apply_jitter(frames: np.ndarray, j: JitterParams) -> np.ndarray:
     return np.rint(x).astype(np.uint8)
 
 
+_NORM_SCALE = np.array([1.0 / (255.0 * s) for s in CLIP_STD], np.float32)
+_NORM_SHIFT = np.array([m / s for m, s in zip(CLIP_MEAN, CLIP_STD)], np.float32)
+
+
 def normalize_clip(frames: np.ndarray):
     """frames: (T, H, W, 3) uint8 RGB -> torch float32 (T, 3, H, W), CLIP mean/std."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got {frames.shape}")
+    T, H, W, _ = frames.shape
+    out = np.empty((T, 3, H, W), np.float32)
+    # plane by plane: ~10x faster than a channels-last tensor op + permute on 2 cores
+    for t in range(T):
+        for c in range(3):
+            np.multiply(frames[t, :, :, c], _NORM_SCALE[c], out=out[t, c], dtype=np.float32)
+            out[t, c] -= _NORM_SHIFT[c]
+    return torch.from_numpy(out)
 
 
 # ----------------------------------------------------------------------------- presets
