@@ -58,8 +58,9 @@ def check_clip(root: Path, rec: ClipRecord, *, check: str = "sampled", min_frame
     if n < min_frames:
         res.problems.append(("too_few_frames", f"{path}: {n} frames, fewer than min_frames={min_frames}"))
     if check != "count":
+        # sampled: the eval frames plus the last one (training may draw it; catches short videos)
         idx = (np.arange(n) if check == "all"
-               else np.unique(sample_segment_indices(n, num_segments, train=False)))
+               else np.unique(np.append(sample_segment_indices(n, num_segments, train=False), n - 1)))
         try:
             for chunk in np.array_split(idx, max(1, len(idx) // 64)):
                 src.read(chunk)
