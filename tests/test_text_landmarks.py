@@ -134,24 +134,33 @@ def test_still_sequence_has_no_motion():
 
 
 def test_blink_is_not_an_eye_motion():
-    seq, rot = sequence(T=30, seed=5)
-    seq = move(seq, rot, [37, 38, 43, 44], [14, 15], dy=+0.08)  # two-frame blink
-    assert describe_landmarks(seq).motions == []
+    seq, rot = sequence(T=20, seed=5)
+    blink = move(seq, rot, [37, 38, 43, 44], [9, 10], dy=+0.08)  # two-frame blink
+    assert describe_landmarks(blink).motions == []
+    assert [m.name for m in detect_motions(blink, smooth_frames=1)[0]] == ["eyes_narrow"]  # unsmoothed
+    seq, rot = sequence(T=50, seed=5)
+    blink = move(seq, rot, [37, 38, 43, 44], [20, 21, 22], dy=+0.08)  # 120 ms at 25 fps
+    assert describe_landmarks(blink, fps=25.0).motions == []
+    held = move(seq, rot, [37, 38, 43, 44], range(20, 30), dy=+0.08)  # 400 ms: a real narrowing
+    assert [m.name for m in describe_landmarks(held, fps=25.0).motions] == ["eyes_narrow"]
 
 
 def test_invalid_frames_are_skipped():
     seq, rot = sequence(T=32, seed=6)
     seq = move(seq, rot, CORNERS, range(16, 32), dy=-0.10)
     valid = np.ones(32, bool)
-    garbage = [0, 3, 9, 20, 27]
+    garbage = [4, 5, 6, 7, 20, 27]  # a block longer than the smoothing window, and two singles
     seq[garbage] = np.random.default_rng(0).uniform(0, 300, (len(garbage), 68, 2))  # detector junk
     seq[11] = np.nan
     valid[garbage] = False
     desc = describe_landmarks(seq, valid)
-    assert desc.n_valid == 26 and desc.n_frames == 32
+    assert desc.n_valid == 25 and desc.n_frames == 32
     assert names(desc) == {"lip_corner_pull"}
     m = desc.motions[0]
     assert valid[m.onset_frame] and valid[m.peak_frame] and m.offset_frame == 31
+    valid[11] = True  # NaN landmarks count as invalid even when flagged valid
+    assert describe_landmarks(seq, valid).n_valid == 25
+    assert len(describe_landmarks(seq, np.isfinite(seq).all(axis=(1, 2))).motions) > 1  # junk, unskipped
 
 
 def test_no_valid_frames():

@@ -187,12 +187,14 @@ def detect_motions(
     fps: float | None = None,
     baseline: str = "first",
     baseline_frames: int = 5,
-    smooth_frames: int = 5,
+    smooth_frames: int | None = None,
 ) -> tuple[list[Motion], int]:
     """Motions over a landmark sequence. landmarks (T,68,2) px, valid (T,) bool -> (motions, n_valid).
 
     baseline "first": the median of the first ``baseline_frames`` valid frames (at most 20 % of them);
     baseline "median": the median over all valid frames (for clips that start mid-expression).
+    ``smooth_frames`` (odd) is the temporal median window; by default 0.25 s at ``fps`` (7 frames at
+    25 fps, removing blinks of up to 3 frames), or 5 frames when fps is unknown.
     Invalid frames (and frames with non-finite landmarks or zero eye distance) are skipped: signals
     are smoothed and compared over the valid frames only, and reported frame indices are the input's.
     """
@@ -216,6 +218,8 @@ def detect_motions(
         return [], n_valid
 
     signals = measure_signals(landmarks[idx])
+    if smooth_frames is None:
+        smooth_frames = 5 if fps is None else max(3, 2 * round(0.125 * fps) + 1)
     width = min(smooth_frames, n_valid if n_valid % 2 else n_valid - 1)
     min_active = max(2, math.ceil(0.1 * n_valid))
     k = max(1, min(baseline_frames, math.ceil(0.2 * n_valid)))

@@ -104,6 +104,18 @@ class EmotionLexicon:
         return [m.group(0) for m in WORD_RE.finditer(text) if self.is_emotion(m.group(0))]
 
 
+REFINE_VERSION = 1  # bump when the rules below change what refinement outputs
+
+
+def refine_fingerprint(lexicon_text: str | None = None) -> str:
+    """sha256 of the rule version and the word list: caches built with other rules are not reused."""
+    import hashlib
+
+    if lexicon_text is None:
+        lexicon_text = resources.files("finecliper.text").joinpath("emotion_words.txt").read_text(encoding="utf-8")
+    return hashlib.sha256(f"refine v{REFINE_VERSION}\x00{lexicon_text}".encode()).hexdigest()
+
+
 @functools.lru_cache(maxsize=1)
 def default_lexicon() -> EmotionLexicon:
     text = resources.files("finecliper.text").joinpath("emotion_words.txt").read_text(encoding="utf-8")

@@ -1,0 +1,65 @@
+"""Description tokens as a dataset extra, and batch truncation for the Long-CLIP text path.
+
+``DescriptionExtra`` implements ``finecliper.data.dataset.ClipExtra``: each item gets
+``description_tokens`` (context_length,) long, tokenised once up front (SOT, BPE ids, EOT, zeros;
+too-long texts keep EOT in the last slot). A description is the same for every sampled frame set
+and augmentation, so ``indices``/``geom`` are ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+LONG_CONTEXT = 248  # Long-CLIP text context (reference §3.3)
+
+
+class DescriptionExtra:
+    def __init__(self, descriptions: Mapping[str, str] | str | Path, tokenizer, context_length: int = LONG_CONTEXT,
+                 missing: str = "error"):
+        """``descriptions``: {clip_id: text} or a description cache path; ``tokenizer(texts, context_length)``
+        -> LongTensor (N, L). ``missing``: "error" (default) or "empty" (an empty description: SOT EOT)."""
+        from finecliper.text.desc_cache import load_descriptions
+
+        if missing not in ("error", "empty"):
+            raise ValueError(f"missing must be 'error' or 'empty', got {missing!r}")
+        self.source = str(descriptions) if isinstance(descriptions, (str, Path)) else "<dict>"
+        texts = load_descriptions(descriptions) if isinstance(descriptions, (str, Path)) else dict(descriptions)
+        self.context_length = context_length
+        self.missing = missing
+        ids = list(texts)
+        tokens = tokenizer([texts[i] for i in ids], context_length=context_length) if ids else \
+            torch.zeros(0, context_length, dtype=torch.long)
+        if tokens.shape != (len(ids), context_length):
+            raise ValueError(f"tokenizer returned {tuple(tokens.shape)}, expected ({len(ids)}, {context_length})")
+        self.tokens = tokens  # (N, L) long
+        self.row = {cid: i for i, cid in enumerate(ids)}
+        self.empty = tokenizer([""], context_length=context_length)[0]
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def load(self, record: Any, indices: np.ndarray, geom: Any, src_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+        i = self.row.get(record.clip_id)
+        if i is None:
+            if self.missing == "empty":
+                return {"description_tokens": self.empty.clone()}
+            raise KeyError(f"no description for clip {record.clip_id!r} in {self.source}; run `finecliper describe` "
+                           "for this split, or set missing='empty'")
+        return {"description_tokens": self.tokens[i].clone()}  # (L,) long
+
+
+def truncate_to_longest(tokens: torch.Tensor) -> torch.Tensor:
+    """tokens (B, L) -> (B, L') with L' the longest sequence in the batch (EOT position = argmax + 1).
+
+    EOT (49407) is the largest id, so ``argmax`` finds it; the causal mask means tokens after EOT never
+    reach the EOT feature, so cutting them changes nothing but the cost.
+    """
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be (B, L), got {tuple(tokens.shape)}")
+    if tokens.shape[0] == 0:
+        return tokens
+    longest = int(tokens.argmax(dim=1).max()) + 1
+    return tokens[:, :longest]
