@@ -1,0 +1,48 @@
+"""``finecliper evaluate``: score a checkpoint on a test split (one fold or all), with reports."""
+from __future__ import annotations
+
+HELP = "Evaluate a checkpoint on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-class table, confusion matrices."
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint directory; '{fold}' in it is replaced per fold (e.g. runs/x/fold_{fold}/best)")
+    p.add_argument("--config", help="experiment YAML giving data.* (and face_cache/descriptions)")
+    p.add_argument("--folds", default=None, help="'all' or comma-separated folds (default: data.fold)")
+    p.add_argument("--out", default=None, help="report folder (default: <checkpoint>/eval)")
+    p.add_argument("--clip", help="frozen CLIP checkpoint (default: the path recorded in the checkpoint)")
+    p.add_argument("--longclip", help="frozen Long-CLIP checkpoint (default: the recorded path)")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=DIR data.dataset=dfew")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from finecliper.cli.train import parse_folds
+    from finecliper.config import load_config
+    from finecliper.eval.metrics import summarize_folds
+    from finecliper.io import write_json
+    from finecliper.train.config import ExperimentConfig
+    from finecliper.train.evaluation import evaluate_checkpoint
+
+    cfg = load_config(ExperimentConfig, args.config, args.overrides)
+    folds = parse_folds(args.folds, cfg.data.dataset, cfg.data.fold)
+    console = Console()
+    results = []
+    for k in folds:
+        ckpt = Path(args.checkpoint.replace("{fold}", str(k)))
+        out = Path(args.out.replace("{fold}", str(k))) if args.out else ckpt / "eval"
+        if len(folds) > 1 and args.out and "{fold}" not in args.out:
+            out = out / f"fold_{k}"
+        r = evaluate_checkpoint(cfg, ckpt, k, out, clip=args.clip, longclip=args.longclip)
+        results.append(r)
+        console.print(f"fold {k}: UAR {100 * r['uar']:.2f}  WAR {100 * r['war']:.2f}  ({r['n']} clips) -> {out}")
+    if len(results) > 1:
+        s = summarize_folds(results)
+        console.print(f"[bold]mean over {len(results)} folds[/]: UAR {100 * s['uar']['mean']:.2f} ± {100 * s['uar']['std']:.2f}"
+                      f"  WAR {100 * s['war']['mean']:.2f} ± {100 * s['war']['std']:.2f}")
+        if args.out:
+            write_json(Path(args.out.replace("{fold}", "all")) / "summary.json", {"per_fold": results, **s})
+    return 0

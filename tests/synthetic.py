@@ -1,0 +1,39 @@
+"""Small datasets generated on disk in the official layouts, for end-to-end tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# one clearly different colour per DFEW class: a trivially separable task
+PALETTE = np.array([[230, 40, 40], [40, 200, 40], [40, 40, 230], [230, 230, 40], [230, 40, 230], [40, 230, 230],
+                    [128, 128, 128]], dtype=np.float32)
+
+
+def write_clip(folder: Path, label: int, n_frames: int, size: int, rng: np.random.Generator) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in range(n_frames):
+        img = PALETTE[label] * rng.uniform(0.7, 1.0) + rng.normal(0, 20, (size, size, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{t + 1:05d}.jpg", quality=95)
+
+
+def make_dfew_like(root: Path, n_train_per_class: int = 3, n_test_per_class: int = 2, size: int = 32,
+                   frames: tuple[int, int] = (10, 20), seed: int = 0, classes: int = 7) -> tuple[Path, Path]:
+    """(annotations root, data root) in DFEW's layout: EmoLabel_DataSplit/*/set_1.csv, Clip/clip_224x224/<id>/."""
+    rng = np.random.default_rng(seed)
+    ann = root / "annotations" / "EmoLabel_DataSplit"
+    data = root / "DFEW"
+    clips = data / "Clip" / "clip_224x224"
+    cid = 1
+    for split, n in (("train", n_train_per_class), ("test", n_test_per_class)):
+        rows = ["video_name,label"]
+        for label in range(classes):
+            for _ in range(n):
+                write_clip(clips / f"{cid:05d}", label, int(rng.integers(*frames)), size, rng)
+                rows.append(f"{cid},{label + 1}")  # official files: labels 1..7
+                cid += 1
+        folder = ann / f"{split}(single-labeled)"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "set_1.csv").write_text("\n".join(rows) + "\n")
+    return root / "annotations", data
