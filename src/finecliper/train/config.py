@@ -20,6 +20,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # CPU threads (torch.set_num_threads)
     max_steps_per_epoch: int | None = None  # for smoke runs
+    stop_after: int | None = None  # stop after this many epochs in this run (time-limited jobs; then --resume)
     select_metric: str = "war"  # best-on-test epoch chosen by this metric (DFER convention: WAR)
     log_every: int = 10
 

@@ -155,7 +155,8 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
 
     test_loader = _loader(test_ds, cfg.data.batch_size, cfg.data.workers, False, d, cfg.data.seed)
     with _Progress(d.is_main) as bars:
-        for epoch in range(start, tc.epochs):
+        stop = tc.epochs if tc.stop_after is None else min(tc.epochs, start + tc.stop_after)
+        for epoch in range(start, stop):
             t0 = time.time()
             ddp.train()
             train_ds.set_epoch(epoch)
@@ -178,7 +179,7 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
                 n_seen += len(batch["clip_id"])
                 tick(info=f"loss {run_loss / n_seen:.4f}")
                 if d.is_main and tc.log_every and i % tc.log_every == 0:
-                    log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch + 1, i + 1, batches, float(out.loss), sched.get_last_lr()[0])
+                    log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch + 1, i + 1, batches, float(out.loss.detach()), sched.get_last_lr()[0])
             test_tick = bars.task(f"fold {fold} evaluate", len(test_loader))
             pred = predict(model, test_loader, device, tc.precision, d, progress=test_tick)
             scores = score_predictions(pred, num_classes)
@@ -207,6 +208,8 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
             barrier(d)
 
     summary = {}
+    if stop < tc.epochs:
+        log.info("stopped after epoch %d of %d (train.stop_after); continue with --resume", stop, tc.epochs)
     if d.is_main:
         summary = finish_fold(cfg, fold, out_dir, history, best)
     return summary
