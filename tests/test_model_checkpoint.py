@@ -1,0 +1,119 @@
+"""Checkpoint directories: round trip, backbone identity, variant and file errors."""
+import json
+
+import pytest
+import torch
+
+from finecliper.clip.testing import save_tiny_clip
+from finecliper.model.build import build_model
+from finecliper.model.checkpoint import CheckpointError, load_checkpoint
+from finecliper.model.config import ModelConfig
+from finecliper.model.finecliper import FineCLIPER
+from finecliper.model.shapes import clip_config, random_clip
+
+CLASSES = ["happiness", "sadness", "neutral"]
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backbones")
+    cfg = clip_config(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32, embed_dim=32)
+    clip = save_tiny_clip(random_clip(cfg, seed=0), root / "clip.pt", "openai")
+    other = save_tiny_clip(random_clip(cfg, seed=1), root / "other.pt", "openai")
+    long_cfg = clip_config(vision_width=64, vision_layers=1, text_width=64, text_layers=2, image_size=32, embed_dim=32)
+    longclip = save_tiny_clip(random_clip(long_cfg, seed=2), root / "longclip.pt", "longclip")
+    return clip, other, longclip
+
+
+def batch(model, b=2, t=4):
+    g = torch.Generator().manual_seed(0)
+    out = {"frames": torch.randn(b, t, 3, 32, 32, generator=g), "label": torch.tensor([0, 2])}
+    if "parsing" in model.modalities:
+        out["parsing_maps"] = torch.randn(b, t, 3, 32, 32, generator=g)
+        out["landmark_maps"] = torch.randn(b, t, 3, 32, 32, generator=g)
+    if "description" in model.modalities:
+        out["description_tokens"] = model.tokenize_description(["the brows rise", "the lips press together"], 248)
+    return out
+
+
+@pytest.mark.parametrize("variant", ["base", "star", "dagger", "star_dagger"])
+def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
+    clip, _, longclip = backbones
+    cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip), classes=CLASSES, num_frames=4)
+    model = build_model(cfg)
+    torch.manual_seed(1)
+    with torch.no_grad():  # make the tunable weights non-trivial
+        for p in model.trainable_parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.eval()
+    with torch.no_grad():
+        ref = model(batch(model))
+    model.save_pretrained(tmp_path / "ckpt")
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["backbones.json", "config.yaml", "model.safetensors"]
+    loaded = FineCLIPER.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        out = loaded(batch(loaded))
+    assert torch.equal(out.logits, ref.logits)
+    assert torch.allclose(out.loss, ref.loss)
+    assert loaded.cfg == model.cfg
+    n_saved = sum(t.numel() for t in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        str(tmp_path / "ckpt" / "model.safetensors")).values())
+    assert n_saved == model.parameter_counts()["total"]["trainable"]  # only the tunable weights travel
+
+
+def test_refuses_a_different_backbone(backbones, tmp_path):
+    clip, other, _ = backbones
+    build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match=r"trained on the clip backbone clip\.pt .*other\.pt"):
+        load_checkpoint(tmp_path / "ckpt", clip=other)
+    rec = json.loads((tmp_path / "ckpt" / "backbones.json").read_text())
+    assert rec["clip"]["format"] == "openai" and len(rec["clip"]["sha256"]) == 64
+
+
+def test_refuses_weights_of_another_variant(backbones, tmp_path):
+    clip, _, longclip = backbones
+    build_model(ModelConfig(variant="star", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "star")
+    (tmp_path / "base").mkdir()
+    build_model(ModelConfig(variant="base", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "base")
+    # a base config next to star weights: the weights do not fit
+    (tmp_path / "base" / "model.safetensors").write_bytes((tmp_path / "star" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"do not fit a 'base' model .*another variant"):
+        load_checkpoint(tmp_path / "base")
+
+
+def test_truncated_weights_and_missing_config_name_the_file(backbones, tmp_path):
+    clip, _, _ = backbones
+    d = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
+    w = d / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="model.safetensors: unreadable safetensors"):
+        load_checkpoint(d)
+    with pytest.raises(CheckpointError, match="not a finecliper checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_save_is_atomic_and_replaces_previous(backbones, tmp_path):
+    clip, _, _ = backbones
+    model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4))
+    d = model.save_pretrained(tmp_path / "ckpt")
+    with torch.no_grad():
+        model.video.temporal_embedding.fill_(0.5)
+    model.save_pretrained(d)
+    assert torch.all(load_checkpoint(d).video.temporal_embedding == 0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temp or .old folders left
+
+
+def test_eval_mode_computes_class_prompts_once(backbones):
+    clip, _, _ = backbones
+    model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).eval()
+    calls = []
+    hook = model.text.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        model(batch(model))
+        model(batch(model))
+    assert len(calls) == 2  # positive + negative sets, once for both batches
+    model.train()
+    model(batch(model))
+    assert len(calls) == 4  # training recomputes them every step (adapters change)
+    hook.remove()
