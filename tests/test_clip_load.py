@@ -312,3 +312,20 @@ def test_open_clip_head_counts_from_sibling_config(tiny, inputs, tmp_path):
     assert load(path).model.config.text_config.num_attention_heads == 8
     cfg_path.unlink()  # no config: OpenAI's width // 64
     assert load(path, quick_gelu=True).model.config.text_config.num_attention_heads == 2
+
+
+def test_normalize_images_and_encode_input_checks(tiny, tmp_path):
+    from finecliper.clip import CLIP_MEAN, CLIP_STD, normalize_images
+
+    x = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1).expand(2, 3, 4, 4)
+    assert normalize_images(x).abs().max() < 1e-6  # the mean image maps to 0
+    ones = normalize_images(torch.ones(3, 2, 2))
+    assert torch.allclose(ones[:, 0, 0], (1 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD))
+    assert abs(ones[0, 0, 0].item() - 1.9303361) < 1e-6  # (1 - 0.48145466) / 0.26862954
+    b = load(save_tiny_clip(tiny, tmp_path / "a.pt", "openai"))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        b.encode_image(torch.zeros(3, 32, 32))
+    with pytest.raises(ValueError, match="int64 tokens"):
+        b.encode_text(torch.zeros(1, 77))
+    with pytest.raises(ValueError, match="78 tokens exceed the text context length 77"):
+        b.encode_text(torch.zeros(1, 78, dtype=torch.long))
