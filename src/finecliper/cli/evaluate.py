@@ -5,8 +5,15 @@ HELP = "Evaluate a checkpoint on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-cla
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoint", required=True,
+    from finecliper.baselines import BASELINES  # a light module: names only
+
+    p.add_argument("--checkpoint",
                    help="checkpoint directory; '{fold}' in it is replaced per fold (e.g. runs/x/fold_{fold}/best)")
+    p.add_argument("--baseline", choices=sorted(BASELINES),
+                   help="score a static per-frame baseline instead of a checkpoint (same clips, metrics and reports; "
+                        "faces from face_cache=DIR, else MediaPipe)")
+    p.add_argument("--baseline-mode", choices=["mean", "vote"], default="mean",
+                   help="how a baseline's frame predictions make the clip's: mean probability or majority vote")
     p.add_argument("--config", help="experiment YAML giving data.* (and face_cache/descriptions)")
     p.add_argument("--folds", default=None, help="'all' or comma-separated folds (default: data.fold)")
     p.add_argument("--out", default=None, help="report folder (default: <checkpoint>/eval)")
@@ -30,6 +37,15 @@ def run(args) -> int:
     cfg = load_config(ExperimentConfig, args.config, args.overrides)
     folds = parse_folds(args.folds, cfg.data.dataset, cfg.data.fold)
     console = Console()
+    if args.baseline and args.checkpoint:
+        raise SystemExit("finecliper evaluate: give --checkpoint or --baseline, not both")
+    if args.baseline:
+        from finecliper.baselines.evaluate import evaluate_baseline_folds
+
+        evaluate_baseline_folds(args.baseline, cfg.data, cfg.face_cache, folds, args.out, args.baseline_mode, console.print)
+        return 0
+    if not args.checkpoint:
+        raise SystemExit("finecliper evaluate: --checkpoint is required (or --baseline NAME)")
     results = []
     for k in folds:
         ckpt = Path(args.checkpoint.replace("{fold}", str(k)))
