@@ -19,6 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="report folder (default: <checkpoint>/eval)")
     p.add_argument("--clip", help="frozen CLIP checkpoint (default: the path recorded in the checkpoint)")
     p.add_argument("--longclip", help="frozen Long-CLIP checkpoint (default: the recorded path)")
+    p.add_argument("--zero-shot", action="store_true",
+                   help="score with PN prompts of the target dataset's classes (cross-dataset / caption-trained models)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=DIR data.dataset=dfew")
 
 
@@ -52,7 +54,7 @@ def run(args) -> int:
         out = Path(args.out.replace("{fold}", str(k))) if args.out else ckpt / "eval"
         if len(folds) > 1 and args.out and "{fold}" not in args.out:
             out = out / f"fold_{k}"
-        r = evaluate_checkpoint(cfg, ckpt, k, out, clip=args.clip, longclip=args.longclip)
+        r = evaluate_checkpoint(cfg, ckpt, k, out, clip=args.clip, longclip=args.longclip, zero_shot=args.zero_shot)
         results.append(r)
         console.print(f"fold {k}: UAR {100 * r['uar']:.2f}  WAR {100 * r['war']:.2f}  ({r['n']} clips) -> {out}")
     if len(results) > 1:

@@ -142,8 +142,11 @@ def collate_clips(batch: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def build_datasets(cfg: DataConfig, extras: Sequence[ClipExtra] = ()) -> tuple[ClipDataset, ClipDataset]:
-    """(train, test) datasets of ``cfg.fold`` from the split files (and the manifest, when given)."""
+def build_datasets(cfg: DataConfig, extras: Sequence[ClipExtra] = (),
+                   test_extras: Sequence[ClipExtra] | None = None) -> tuple[ClipDataset, ClipDataset]:
+    """(train, test) datasets of ``cfg.fold`` from the split files (and the manifest, when given).
+
+    ``test_extras`` default to ``extras`` (zero-shot training pairs train clips with captions only)."""
     from finecliper.data.splits import read_split
 
     kw = dict(layout=cfg.layout, label_base=cfg.label_base, captions=cfg.captions, compound=cfg.compound)
@@ -157,6 +160,7 @@ def build_datasets(cfg: DataConfig, extras: Sequence[ClipExtra] = ()) -> tuple[C
         paths = load_manifest(cfg.manifest).clip_paths()
     root = cfg.clips_root()
     common = dict(num_frames=cfg.num_frames, image_size=cfg.image_size, seed=cfg.seed, pad=cfg.pad,
-                  extras=extras, clip_paths=paths)
-    return (ClipDataset(tr, root, train=True, augment=cfg.augment_preset(), **common),
-            ClipDataset(te, root, train=False, augment="none", **common))
+                  clip_paths=paths)
+    return (ClipDataset(tr, root, train=True, augment=cfg.augment_preset(), extras=extras, **common),
+            ClipDataset(te, root, train=False, augment="none", extras=extras if test_extras is None else test_extras,
+                        **common))

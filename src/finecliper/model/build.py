@@ -34,7 +34,7 @@ def load_backbones(cfg: ModelConfig, clip: "ClipBackbone | None" = None,
         if not cfg.clip:
             raise ValueError("no CLIP checkpoint given: set model.clip=PATH (OpenAI .pt, open_clip, HF directory)")
         clip = load(cfg.clip, allow_pickle=cfg.allow_pickle)
-    if "description" in cfg.modalities() and longclip is None:
+    if cfg.needs_longclip() and longclip is None:
         if not cfg.longclip:
             raise ValueError(f"variant {cfg.variant!r} needs a Long-CLIP checkpoint: set model.longclip=PATH")
         longclip = load(cfg.longclip, allow_pickle=cfg.allow_pickle)
@@ -50,11 +50,12 @@ def build_model(cfg: ModelConfig, clip: "ClipBackbone | None" = None,
                 longclip: "ClipBackbone | None" = None) -> FineCLIPER:
     """Build any variant. The backbones are loaded from ``cfg.clip``/``cfg.longclip`` unless given."""
     clip, longclip = load_backbones(cfg, clip, longclip)
-    pos, neg = prompt_tokens(cfg, clip.tokenize)
+    # zero-shot: class prompts are read by the description path, so by Long-CLIP's tokenizer
+    pos, neg = prompt_tokens(cfg, longclip.tokenize if cfg.zero_shot else clip.tokenize)
     model = FineCLIPER(cfg, clip.model, pos, neg, longclip.model if longclip is not None else None)
     model.backbone_identities = {"clip": describe_backbone(clip)}
     if longclip is not None:
         model.backbone_identities["longclip"] = describe_backbone(longclip)
-    model.tokenize = clip.tokenize
+    model.tokenize = longclip.tokenize if cfg.zero_shot else clip.tokenize  # for class prompts
     model.tokenize_description = (longclip or clip).tokenize
     return model

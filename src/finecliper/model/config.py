@@ -37,8 +37,15 @@ class ModelConfig:
     train_clip_projections: bool = False  # unfreeze P_v and P_t
     desc_context_length: int = 248
     grad_checkpoint: bool = False  # recompute adapted blocks in backward (saves GPU memory)
+    # Zero-shot (paper Tab. 3): no labels; the video encoder and the description path (Long-CLIP + adapters
+    # + P_d) are trained contrastively on clip-caption pairs, and class prompts go through that same path.
+    zero_shot: bool = False
 
     def modalities(self) -> tuple[str, ...]:
+        """The modalities scored and fused (zero-shot scores the video alone)."""
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        return VARIANTS[self.variant]
+        return ("video",) if self.zero_shot else VARIANTS[self.variant]
+
+    def needs_longclip(self) -> bool:
+        return self.zero_shot or "description" in self.modalities()

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from finecliper.model.config import ModelConfig
-from finecliper.model.pn import fuse, fusion_weights, pn_scores, weighted_cross_entropy
+from finecliper.model.pn import contrastive_loss, fuse, fusion_weights, pn_scores, weighted_cross_entropy
 from finecliper.model.text_encoder import TextEncoder
 from finecliper.model.video_encoder import VideoEncoder
 
@@ -59,8 +59,9 @@ class FineCLIPER(nn.Module):
         vision = clip.vision_model
         kw = dict(ratio=cfg.adapter_ratio, scale=cfg.adapter_scale, drop_path=cfg.drop_path, grad_checkpoint=cfg.grad_checkpoint)
         self.video = VideoEncoder(vision, cfg.num_frames, **kw)
-        self.text = TextEncoder(clip.text_model, clip.text_projection, cfg.adapter_ratio,
-                                num_sets=1 if cfg.share_pn_adapters else 2)
+        if not cfg.zero_shot:
+            self.text = TextEncoder(clip.text_model, clip.text_projection, cfg.adapter_ratio,
+                                    num_sets=1 if cfg.share_pn_adapters else 2)
         self.register_buffer("pos_tokens", pos_tokens.long(), persistent=False)
         self.register_buffer("neg_tokens", neg_tokens.long(), persistent=False)
         if "parsing" in self.modalities:
@@ -68,7 +69,7 @@ class FineCLIPER(nn.Module):
             self.middle = VideoEncoder(vision, cfg.num_frames, blocks=shared, **kw)
             self.proj_parsing = copy.deepcopy(clip.visual_projection)
             self.proj_landmarks = copy.deepcopy(clip.visual_projection)
-        if "description" in self.modalities:
+        if cfg.needs_longclip():
             if longclip is None:
                 raise ValueError(f"variant {cfg.variant!r} needs a Long-CLIP text tower (model.longclip)")
             # only the text half of Long-CLIP is used (reference §3.4)
@@ -149,7 +150,11 @@ class FineCLIPER(nn.Module):
         """(T_p, T_n), each (K, E) normalised; computed once per evaluation (cached while not training)."""
         if not self.training and self._class_text_cache is not None:
             return self._class_text_cache
-        feats = self._encode_prompts(self.pos_tokens, self.neg_tokens, self.text, not self.cfg.share_pn_adapters)
+        if self.cfg.zero_shot:  # the caption-trained description path reads the class prompts
+            tp, tn = self.description(torch.cat([self.pos_tokens, self.neg_tokens])).chunk(2)
+            feats = F.normalize(self.proj_description(tp), dim=-1), F.normalize(self.proj_description(tn), dim=-1)
+        else:
+            feats = self._encode_prompts(self.pos_tokens, self.neg_tokens, self.text, not self.cfg.share_pn_adapters)
         if not self.training:
             self._class_text_cache = tuple(f.detach() for f in feats)  # type: ignore[assignment]
         return feats
@@ -191,7 +196,9 @@ class FineCLIPER(nn.Module):
         fused_scores = pn_scores(fused, tp, tn, self.cfg.pn_lambda)
         out = FineCLIPEROutput(logits=fused_scores / self.cfg.tau, scores=dict(zip(mods, scores)), weights=weights,
                                features=fused, modalities=mods, modality_features=feats)
-        if "label" in batch:
+        if self.cfg.zero_shot and "description_tokens" in batch and self.training:
+            out.loss = contrastive_loss(feats["video"], self.encode_description(batch["description_tokens"]), self.cfg.tau)
+        elif "label" in batch:
             labels = batch["label"]
             loss = weighted_cross_entropy(scores, weights, labels, self.cfg.tau)
             if self.cfg.fused_ce_weight:

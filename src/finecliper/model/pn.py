@@ -49,3 +49,10 @@ def weighted_cross_entropy(scores: torch.Tensor, weights: torch.Tensor, labels: 
     m, b, k = scores.shape
     ce = F.cross_entropy((scores / tau).reshape(m * b, k), labels.repeat(m), reduction="none").view(m, b)
     return (ce * weights.t()).sum(dim=0).mean()
+
+
+def contrastive_loss(video: torch.Tensor, text: torch.Tensor, tau: float) -> torch.Tensor:
+    """Symmetric InfoNCE between paired, normalised (B, E) video and caption features (zero-shot training)."""
+    logits = video @ text.t() / tau
+    target = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))

@@ -60,13 +60,19 @@ def score_predictions(pred: dict[str, Any], num_classes: int) -> dict[str, Any]:
     return s
 
 
-def evaluate_checkpoint(cfg, checkpoint, fold: int, out_dir, clip=None, longclip=None) -> dict[str, Any]:
-    """Score a saved model on the test split of ``cfg.data`` (fold ``fold``) and write its report."""
+def evaluate_checkpoint(cfg, checkpoint, fold: int, out_dir, clip=None, longclip=None,
+                        zero_shot: bool = False) -> dict[str, Any]:
+    """Score a saved model on the test split of ``cfg.data`` (fold ``fold``) and write its report.
+
+    ``zero_shot``: score with PN prompts of the *target* dataset's classes (cross-dataset evaluation).
+    """
     from pathlib import Path
 
     from torch.utils.data import DataLoader
 
     from finecliper.data.dataset import build_datasets, collate_clips
+    from finecliper.data.labels import classes as dataset_classes
+    from finecliper.model.build import prompt_tokens
     from finecliper.eval.report import write_fold_report
     from finecliper.io import write_json
     from finecliper.model.checkpoint import load_checkpoint
@@ -76,14 +82,21 @@ def evaluate_checkpoint(cfg, checkpoint, fold: int, out_dir, clip=None, longclip
     out_dir = Path(out_dir)
     device = resolve_device(cfg.train.device, Dist())
     model = load_checkpoint(checkpoint, clip=clip, longclip=longclip).to(device)
+    target = dataset_classes(cfg.data.dataset)
+    if list(model.cfg.classes) != target:
+        if not (zero_shot or model.cfg.zero_shot):
+            raise ValueError(f"{checkpoint} was trained on classes {model.cfg.classes}, but {cfg.data.dataset} has {target}; "
+                             f"pass --zero-shot to score with PN prompts of the target classes")
+        model.set_prompt_tokens(*prompt_tokens(model.cfg, model.tokenize, target))
+        model.cfg.classes = target
     cfg.model = model.cfg
     cfg.data.fold = fold
-    _, test_ds = build_datasets(cfg.data, make_extras(cfg, model))
+    _, test_ds = build_datasets(cfg.data, *make_extras(cfg, model, training=False))
     loader = DataLoader(test_ds, batch_size=cfg.data.batch_size, num_workers=cfg.data.workers, collate_fn=collate_clips)
     pred = predict(model, loader, device, cfg.train.precision)
     s = score_predictions(pred, len(model.cfg.classes))
     write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset,
-                      extra={"checkpoint": str(checkpoint), "fold": fold})
+                      extra={"checkpoint": str(checkpoint), "fold": fold, "zero_shot": bool(zero_shot or model.cfg.zero_shot)})
     write_json(out_dir / "predictions.json", {"scores": s, "clip_ids": pred["clip_ids"], "labels": pred["labels"].tolist(),
                                                "preds": pred["preds"].tolist(), "probs": np.round(pred["probs"], 5).tolist()})
     return {"fold": fold, **s}

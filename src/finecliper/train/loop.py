@@ -33,8 +33,8 @@ from finecliper.train.schedule import warmup_cosine
 STATE = "state.pt"
 
 
-def make_extras(cfg: ExperimentConfig, model) -> list:
-    """Dataset plug-ins for the modalities beyond frames that the variant needs."""
+def make_extras(cfg: ExperimentConfig, model, training: bool = True) -> tuple[list, list]:
+    """Dataset plug-ins (train, test) for the modalities beyond frames that the model needs."""
     extras = []
     mods = cfg.model.modalities()
     if "parsing" in mods:
@@ -49,7 +49,19 @@ def make_extras(cfg: ExperimentConfig, model) -> list:
         from finecliper.text.description_extra import DescriptionExtra
 
         extras.append(DescriptionExtra(cfg.descriptions, model.tokenize_description, cfg.model.desc_context_length))
-    return extras
+    if not (cfg.model.zero_shot and training):
+        return extras, extras
+    # zero-shot: training clips are paired with a caption or description; test clips are scored by video alone
+    from finecliper.text.description_extra import DescriptionExtra
+
+    if cfg.descriptions in (None, "", "captions"):
+        from finecliper.data.splits import read_split
+
+        records = read_split(cfg.data.dataset, cfg.data.annotations, cfg.data.fold, "train", captions=True, layout=cfg.data.layout)
+        texts = {r.clip_id: r.caption for r in records if r.caption}
+    else:
+        texts = cfg.descriptions
+    return extras + [DescriptionExtra(texts, model.tokenize_description, cfg.model.desc_context_length)], extras
 
 
 def make_logger(path: Path, is_main: bool) -> logging.Logger:
@@ -118,7 +130,7 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
 
     clip, longclip = backbones or load_backbones(cfg.model)
     model = build_model(cfg.model, clip, longclip).to(device)
-    train_ds, test_ds = build_datasets(cfg.data, make_extras(cfg, model))
+    train_ds, test_ds = build_datasets(cfg.data, *make_extras(cfg, model))
     log.info("fold %d: %d train / %d test clips, %s, device %s, world %d", fold, len(train_ds), len(test_ds),
              cfg.model.variant, device, d.world_size)
     counts = model.parameter_counts()["total"]
