@@ -14,6 +14,10 @@ def truncate_to_longest(tokens: torch.Tensor) -> torch.Tensor:
     Under the causal mask tokens after EOT cannot reach the pooled EOT state, so this changes nothing
     but the cost (a 35-token description padded to 248 costs 7x more).
     """
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be (B, L), got {tuple(tokens.shape)}")
+    if tokens.shape[0] == 0:
+        return tokens
     longest = int(tokens.argmax(dim=-1).max()) + 1
     return tokens[:, :longest]
 

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from finecliper.model.text_encoder import truncate_to_longest  # noqa: F401  (re-exported: batch truncation)
+
 LONG_CONTEXT = 248  # Long-CLIP text context (reference §3.3)
 
 
@@ -49,17 +51,3 @@ class DescriptionExtra:
             raise KeyError(f"no description for clip {record.clip_id!r} in {self.source}; run `finecliper describe` "
                            "for this split, or set missing='empty'")
         return {"description_tokens": self.tokens[i].clone()}  # (L,) long
-
-
-def truncate_to_longest(tokens: torch.Tensor) -> torch.Tensor:
-    """tokens (B, L) -> (B, L') with L' the longest sequence in the batch (EOT position = argmax + 1).
-
-    EOT (49407) is the largest id, so ``argmax`` finds it; the causal mask means tokens after EOT never
-    reach the EOT feature, so cutting them changes nothing but the cost.
-    """
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be (B, L), got {tuple(tokens.shape)}")
-    if tokens.shape[0] == 0:
-        return tokens
-    longest = int(tokens.argmax(dim=1).max()) + 1
-    return tokens[:, :longest]
