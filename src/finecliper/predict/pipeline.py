@@ -247,7 +247,7 @@ class Predictor:
                     descriptions[b0 + i] = text
                 batch = {key: torch.stack([it[0][key] for it in items]) for key in items[0][0]}
                 if "description_tokens" in batch:  # padding past the longest text changes nothing but the cost
-                    from finecliper.text.description_extra import truncate_to_longest
+                    from finecliper.model.text_encoder import truncate_to_longest
 
                     batch["description_tokens"] = truncate_to_longest(batch["description_tokens"])
                 batch = {key: v.to(self.device) for key, v in batch.items()}
