@@ -1,7 +1,7 @@
 """``finecliper evaluate``: score a checkpoint on a test split (one fold or all), with reports."""
 from __future__ import annotations
 
-HELP = "Evaluate a checkpoint on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-class table, confusion matrices."
+HELP = "Evaluate a checkpoint (or a static baseline: --baseline fer) on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-class table, confusion matrices."
 
 
 def add_arguments(p) -> None:
