@@ -309,3 +309,31 @@ def test_analyser_on_astronaut(tiny_ckpt):
     d = an.describe()
     assert d["backend"] == "facexformer" and len(d["checkpoint_sha256"]) == 64 and d["params"]["margin"] == 0.5
     an.close()
+
+
+def test_extract_cli_runs_the_facexformer_backend(tiny_ckpt, tmp_path):
+    """`finecliper extract --backend facexformer --checkpoint ...` writes a cache that records the backend."""
+    import json
+
+    from PIL import Image
+
+    from finecliper.cli.main import main
+    from finecliper.face.cache import load_face_cache
+
+    clip = tmp_path / "clips" / "00001"
+    clip.mkdir(parents=True)
+    face = Image.fromarray(data.astronaut()).resize((224, 224))
+    for t in range(3):
+        face.save(clip / f"{t + 1:05d}.png")
+    tiny = [f"facexformer.analyser.model.{k}={v}" for k, v in
+            dict(embed_dim=8, depths="[2,2,2,2]", num_heads="[1,2,2,4]", decoder_dim=32, decoder_heads=2,
+                 decoder_mlp_dim=64).items()]
+    out = tmp_path / "cache"
+    assert main(["extract", "--clips", str(tmp_path / "clips"), "--out", str(out), "--backend", "facexformer",
+                 "--checkpoint", str(tiny_ckpt), *tiny]) == 0
+    track = load_face_cache(out / "00001.npz")
+    assert track.landmarks68.shape == (3, 68, 2) and track.valid.all()
+    manifest = json.loads((out / "cache_manifest.json").read_text())
+    assert "facexformer" in json.dumps(manifest).lower()
+    # the same folder with the mediapipe backend is another extractor: refused, not silently mixed
+    assert main(["extract", "--clips", str(tmp_path / "clips"), "--out", str(out)]) != 0

@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", default="0/1", help="i/n: this run takes every n-th clip from the i-th (default 0/1)")
     p.add_argument("--raw", action="store_true",
                    help="raw footage: detect and follow the largest face, crop it (smoothed box) before analysis")
+    p.add_argument("--backend", choices=["mediapipe", "facexformer"], help="face backend (default mediapipe)")
+    p.add_argument("--checkpoint", help="FaceXFormer checkpoint (ckpts/model.pt) for --backend facexformer")
     p.add_argument("--config", help="YAML file for ExtractConfig (backend, mediapipe.*, crop.*, chunk)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. mediapipe.max_faces=2 crop.out_size=256")
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     try:
-        cfg = load_config(ExtractConfig, args.config, list(args.overrides) + (["raw=true"] if args.raw else []))
+        cfg = load_config(ExtractConfig, args.config, list(args.overrides) + (["raw=true"] if args.raw else [])
+                          + ([f"backend={args.backend}"] if args.backend else [])
+                          + ([f"facexformer.checkpoint={args.checkpoint}"] if args.checkpoint else []))
         i, n = parse_shard(args.shard)
         clips = clips_from_manifest(args.manifest, args.data_root) if args.manifest else discover_clips(args.clips)
     except (ValueError, FileNotFoundError, OSError) as e:

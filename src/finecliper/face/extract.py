@@ -24,16 +24,27 @@ from finecliper.face.backend import FaceTrack, concat_tracks
 from finecliper.face.cache import (FaceCacheError, cache_path, open_or_create, read_cache_hash,
                                    save_face_cache)
 from finecliper.face.crop import CropConfig, FaceDetector, crop_frames, detect_faces, pick_main_track, smooth_boxes
+from finecliper.face.facexformer import FaceXFormerAnalyser, FaceXFormerAnalyserConfig
 from finecliper.face.mediapipe_backend import MediapipeConfig, MediapipeFaceAnalyser
 
-BACKENDS = ("mediapipe",)
+BACKENDS = ("mediapipe", "facexformer")
 EXTRACTOR_VERSION = 1  # bump when extraction logic changes the cache content
 
 
 @dataclass
+class FaceXFormerExtractConfig:
+    checkpoint: str = ""                      # ckpts/model.pt of kartiknarayan/facexformer
+    device: str = "cpu"
+    batch_size: int = 16
+    allow_pickle: bool = False
+    analyser: FaceXFormerAnalyserConfig = field(default_factory=FaceXFormerAnalyserConfig)
+
+
+@dataclass
 class ExtractConfig:
-    backend: str = "mediapipe"
+    backend: str = "mediapipe"                # mediapipe (offline default) | facexformer (the paper's)
     mediapipe: MediapipeConfig = field(default_factory=MediapipeConfig)
+    facexformer: FaceXFormerExtractConfig = field(default_factory=FaceXFormerExtractConfig)
     raw: bool = False                         # own footage: detect, follow and crop the largest face first
     crop: CropConfig = field(default_factory=CropConfig)
     chunk: int = 128                          # frames held in memory at once
@@ -42,7 +53,16 @@ class ExtractConfig:
 def make_analyser(cfg: ExtractConfig):
     if cfg.backend == "mediapipe":
         return MediapipeFaceAnalyser(cfg.mediapipe)
+    if cfg.backend == "facexformer":
+        c = cfg.facexformer
+        if not c.checkpoint:
+            raise ValueError("backend facexformer needs facexformer.checkpoint=PATH (ckpts/model.pt from kartiknarayan/facexformer)")
+        return FaceXFormerAnalyser(c.checkpoint, c.device, c.batch_size, c.analyser, allow_pickle=c.allow_pickle)
     raise ValueError(f"unknown face backend {cfg.backend!r}; choose one of {BACKENDS}")
+
+
+def parsing_size(cfg: ExtractConfig) -> int:
+    return cfg.facexformer.analyser.parsing_size if cfg.backend == "facexformer" else cfg.mediapipe.parsing_size
 
 
 def extractor_info(cfg: ExtractConfig, analyser=None) -> dict[str, Any]:
@@ -50,7 +70,7 @@ def extractor_info(cfg: ExtractConfig, analyser=None) -> dict[str, Any]:
     analyser = analyser or make_analyser(cfg)
     info = {"extractor_version": EXTRACTOR_VERSION, **analyser.describe(), "raw": cfg.raw,
             "landmarks": "iBUG-68, frame pixels, pixel-centre convention",
-            "parsing": f"LaPa ids, whole frame, longer side {cfg.mediapipe.parsing_size}"}
+            "parsing": f"LaPa ids, whole frame, longer side {parsing_size(cfg)}"}
     if cfg.raw:
         import mediapipe
 
