@@ -141,12 +141,12 @@ def _examples(report: Path, ds, faces_dir: Path, descriptions: dict[str, str], p
     from finecliper.face.render import render_landmark_map, render_parsing_map
 
     blocks: list[Block] = []
-    seen: set[str] = set()
+    test = ds.split("test")
+    ids = ds.test_identities
     chosen = []
-    for c in ds.split("test"):  # one clip per class, in class order, alternating identities
-        if c.expression not in seen and len(chosen) < n:
-            chosen.append(c)
-            seen.add(c.expression)
+    for k, expression in enumerate(L.classes("dfew")[:n]):  # one clip per class, cycling through the identities
+        of_class = [c for c in test if c.expression == expression]
+        chosen.append(next((c for c in of_class if c.identity == ids[k % len(ids)]), of_class[0]))
     for c in chosen:
         src = open_frames(ds.clip_dir(c.clip_id))
         p = c.params
@@ -239,7 +239,9 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
             blocks.append(("p", f"Clip {pred['clip_id']} ({pred['identity']}, true class **{pred['true']}**) → "
                                 f"predicted **{pred['label']}** ({', '.join(f'{k} {v:.2f}' for k, v in top)}). "
                                 f"Input `{Path(pred['video']).relative_to(out)}`, overlay "
-                                f"`{Path(pred['overlay']).relative_to(out)}` (face box, track id, running label)."))
+                                f"`{Path(pred['overlay']).relative_to(out)}` (face box, track id, running label). `predict` detects and "
+                                f"crops the face itself (as for any video), so its input, maps and description differ "
+                                f"from the dataset path that `evaluate` scores."))
             still = _overlay_still(Path(pred["overlay"]), report / "overlay_last_frame.png")
             if still:
                 blocks.append(("img", still, "Last frame of the overlay video"))
