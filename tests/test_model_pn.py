@@ -64,3 +64,16 @@ def test_weighted_cross_entropy_averages_over_batch():
     y = torch.tensor([0, 1, 2, 3])
     per = torch.stack([torch.nn.functional.cross_entropy(s[m] / 0.01, y, reduction="none") for m in range(3)])
     assert torch.allclose(weighted_cross_entropy(s, w, y, 0.01), (per * w.t()).sum(0).mean())
+
+
+def test_fusion_floor_keeps_a_starved_branch_alive():
+    # modality 1 has only negative scores: max_norm gives it ~0 weight, a floor of 0.1 gives it 0.1
+    s = torch.tensor([[[0.3, 0.1]], [[-0.2, -0.4]], [[0.1, 0.0]]])  # (M=3, B=1, K=2)
+    w = fusion_weights(s)
+    assert w[0, 1] < 1e-5
+    wf = fusion_weights(s, floor=0.1)
+    # raw: [0.3, ~0, 0.1]/0.4 = [0.75, 0, 0.25]; floored: 0.7 * raw + 0.1
+    assert torch.allclose(wf, torch.tensor([[0.625, 0.1, 0.275]]), atol=1e-5)
+    assert torch.allclose(wf.sum(1), torch.ones(1))
+    wa = fusion_weights(s, available=torch.tensor([[True], [False], [True]]), floor=0.1)
+    assert wa[0, 1] == 0 and torch.allclose(wa.sum(1), torch.ones(1))

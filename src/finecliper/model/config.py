@@ -33,6 +33,7 @@ class ModelConfig:
     middle_shares_video_adapters: bool = False  # E_p/E_l reuse E_v's adapters instead of their own
     fusion: str = "max_norm"  # max_norm (Eq. 9 as resolved in reference §10.9) | softmax
     fusion_tau: float = 1.0  # temperature of the softmax fusion option
+    fusion_floor: float = 0.0  # minimum weight per available modality (keeps every branch learning)
     fused_ce_weight: float = 0.0  # optional CE on the fused scores, off by default
     train_clip_projections: bool = False  # unfreeze P_v and P_t
     desc_context_length: int = 248

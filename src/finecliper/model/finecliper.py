@@ -191,7 +191,7 @@ class FineCLIPER(nn.Module):
         mods = self.modalities
         scores = torch.stack([pn_scores(feats[m], tp, tn, self.cfg.pn_lambda) for m in mods])  # (M, B, K)
         weights = fusion_weights(scores, torch.stack([available[m] for m in mods]), self.cfg.fusion,
-                                 tau=self.cfg.fusion_tau)
+                                 tau=self.cfg.fusion_tau, floor=self.cfg.fusion_floor)
         fused = fuse(torch.stack([feats[m] for m in mods]), weights)
         fused_scores = pn_scores(fused, tp, tn, self.cfg.pn_lambda)
         out = FineCLIPEROutput(logits=fused_scores / self.cfg.tau, scores=dict(zip(mods, scores)), weights=weights,

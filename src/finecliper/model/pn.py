@@ -18,12 +18,14 @@ def pn_scores(features: torch.Tensor, text_pos: torch.Tensor, text_neg: torch.Te
 
 
 def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, mode: str = "max_norm",
-                   eps: float = 1e-6, tau: float = 1.0) -> torch.Tensor:
+                   eps: float = 1e-6, tau: float = 1.0, floor: float = 0.0) -> torch.Tensor:
     """Per-sample modality weights from each modality's best class score (Eq. 9), without gradient.
 
     scores: (M, B, K); available: (M, B) bool, False where a modality has no usable input (e.g. no face
     in any frame) — such a modality gets weight 0. Returns (B, M), rows summing to 1.
     ``max_norm``: ``g = clamp(max_c S, eps)``, ``w = g / sum_m g``. ``softmax``: ``softmax_m(g / tau)``.
+    ``floor`` > 0 mixes in a uniform share, ``w = (1 - n*floor) w + floor`` over the n available modalities,
+    so that a branch whose scores all start negative still gets gradient (max_norm gives it ~0 weight).
     """
     g = scores.detach().amax(dim=-1).t()  # (B, M)
     if available is None:
@@ -32,10 +34,15 @@ def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, 
         available = available.t().to(torch.bool)
     if mode == "max_norm":
         g = g.clamp_min(eps) * available
-        return g / g.sum(dim=1, keepdim=True).clamp_min(eps)
-    if mode == "softmax":
-        return torch.softmax((g / tau).masked_fill(~available, float("-inf")), dim=1)
-    raise ValueError(f"unknown fusion mode {mode!r} (max_norm | softmax)")
+        w = g / g.sum(dim=1, keepdim=True).clamp_min(eps)
+    elif mode == "softmax":
+        w = torch.softmax((g / tau).masked_fill(~available, float("-inf")), dim=1)
+    else:
+        raise ValueError(f"unknown fusion mode {mode!r} (max_norm | softmax)")
+    if floor > 0:
+        n = available.sum(dim=1, keepdim=True)
+        w = ((1 - n * floor) * w + floor) * available
+    return w
 
 
 def fuse(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
