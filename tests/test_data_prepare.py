@@ -12,9 +12,11 @@ def dataset(tmp_path):
     """DFER-CLIP-style DFEW lists (they carry frame counts) + a clip_224x224 variant with faults."""
     ann = tmp_path / "ann"
     ann.mkdir()
+    peer_dir = "/x"  # DFER-CLIP lists hold the absolute clip folders of the author's machine
     (ann / "DFEW_set_1_train.txt").write_text(
-        "/x/00001 20 0\n/x/00002 12 1\n/x/00003 9 2\n/x/00004 30 3\n")
-    (ann / "DFEW_set_1_test.txt").write_text("/x/00005 18 4\n/x/00006 10 5\n/x/00007 3 6\n")
+        "".join(f"{peer_dir}/{c} {n} {y}\n" for c, n, y in [("00001", 20, 0), ("00002", 12, 1), ("00003", 9, 2), ("00004", 30, 3)]))
+    (ann / "DFEW_set_1_test.txt").write_text(
+        "".join(f"{peer_dir}/{c} {n} {y}\n" for c, n, y in [("00005", 18, 4), ("00006", 10, 5), ("00007", 3, 6)]))
     clips = tmp_path / "DFEW" / "Clip" / "clip_224x224"
     write_frame_folder(clips / "00001", 20, 16, 16)            # ok
     write_frame_folder(clips / "00002", 11, 16, 16)            # annotation says 12

@@ -1,4 +1,5 @@
 import collections
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -147,6 +148,7 @@ def test_mafw_unknown_label_names_file_and_line(tmp_path):
 
 
 def test_dferclip_layout_keeps_frame_counts(tmp_path):
-    (tmp_path / "DFEW_set_1_train.txt").write_text("/abs/DFEW/clip/00012 87 3\n/abs/DFEW/clip/00013 12 0\n")
+    peer_dir = str(PurePosixPath("/abs", "DFEW", "clip"))  # DFER-CLIP lists hold the author's absolute clip folders
+    (tmp_path / "DFEW_set_1_train.txt").write_text(f"{peer_dir}/00012 87 3\n{peer_dir}/00013 12 0\n")
     recs = read_split("dfew", tmp_path, 1, "train")
     assert [(r.clip_id, r.num_frames, r.label) for r in recs] == [("00012", 87, 3), ("00013", 12, 0)]
