@@ -15,6 +15,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from finecliper.model.build import set_attention
 from finecliper.model.config import VARIANTS, ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.shapes import clip_config, random_clip
@@ -25,9 +26,7 @@ def make_model(variant: str, frames: int, device, attn: str) -> FineCLIPER:
     longclip = random_clip(clip_config(context_length=248, vision_layers=1)) if "description" in VARIANTS[variant] else None
     for m in (clip, longclip):
         if m is not None:
-            m.config._attn_implementation = attn
-            m.vision_model.config._attn_implementation = attn
-            m.text_model.config._attn_implementation = attn
+            set_attention(m, attn)
     g = torch.Generator().manual_seed(0)
     k = 7
     tok = torch.zeros(k, 77, dtype=torch.long)

@@ -117,3 +117,14 @@ def test_eval_mode_computes_class_prompts_once(backbones):
     model(batch(model))
     assert len(calls) == 4  # training recomputes them every step (adapters change)
     hook.remove()
+
+
+def test_eager_and_sdpa_attention_give_the_same_model(backbones):
+    clip, _, _ = backbones
+    outs = []
+    for impl in ("sdpa", "eager"):
+        model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4, attention=impl)).eval()
+        assert model.clip.vision_model.encoder.layers[0].self_attn.config._attn_implementation == impl
+        with torch.no_grad():
+            outs.append(model(batch(model)).logits)
+    assert torch.allclose(outs[0], outs[1], atol=1e-4)

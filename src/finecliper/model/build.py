@@ -41,6 +41,14 @@ def load_backbones(cfg: ModelConfig, clip: "ClipBackbone | None" = None,
     return clip, longclip
 
 
+def set_attention(clip_model, implementation: str) -> None:
+    """Switch a transformers CLIP's attention kernel (both towers); the math is the same."""
+    if implementation not in ("sdpa", "eager"):
+        raise ValueError(f"model.attention must be sdpa or eager, got {implementation!r}")
+    for cfg in (clip_model.config, clip_model.vision_model.config, clip_model.text_model.config):
+        cfg._attn_implementation = implementation
+
+
 def describe_backbone(backbone: "ClipBackbone") -> dict[str, str]:
     """What a checkpoint records of a frozen backbone: its content hash, format and file name."""
     return {"sha256": backbone.identity, "format": backbone.format, "file": str(getattr(backbone.source, "name", backbone.source))}
@@ -51,6 +59,9 @@ def build_model(cfg: ModelConfig, clip: "ClipBackbone | None" = None,
     """Build any variant. The backbones are loaded from ``cfg.clip``/``cfg.longclip`` unless given."""
     clip, longclip = load_backbones(cfg, clip, longclip)
     # zero-shot: class prompts are read by the description path, so by Long-CLIP's tokenizer
+    for m in (clip.model, longclip.model if longclip is not None else None):
+        if m is not None:
+            set_attention(m, cfg.attention)
     pos, neg = prompt_tokens(cfg, longclip.tokenize if cfg.zero_shot else clip.tokenize)
     model = FineCLIPER(cfg, clip.model, pos, neg, longclip.model if longclip is not None else None)
     model.backbone_identities = {"clip": describe_backbone(clip)}

@@ -37,6 +37,7 @@ class ModelConfig:
     fused_ce_weight: float = 0.0  # optional CE on the fused scores, off by default
     train_clip_projections: bool = False  # unfreeze P_v and P_t
     desc_context_length: int = 248
+    attention: str = "sdpa"  # attention kernel of the frozen towers: sdpa | eager (transformers' implementations)
     grad_checkpoint: bool = False  # recompute adapted blocks in backward (saves GPU memory)
     # Zero-shot (paper Tab. 3): no labels; the video encoder and the description path (Long-CLIP + adapters
     # + P_d) are trained contrastively on clip-caption pairs, and class prompts go through that same path.
