@@ -109,7 +109,7 @@ def main() -> None:
             res[attn] = {"forward": timed(fwd, device, args.repeats), "forward+backward": timed(fwd_bwd, device, args.repeats)}
             if attn == "sdpa":
                 res["flops"] = {"forward": count_flops(fwd), "forward+backward": count_flops(fwd_bwd)}
-            del model
+            model = batch = None  # free the towers before the next build
         for p in ("forward", "forward+backward"):
             ours, eager, fl = res["sdpa"][p], res["eager"][p], res["flops"][p]
             rate = fl / ours

@@ -33,21 +33,14 @@ def make_frames(n: int, size: int) -> np.ndarray:
 
 
 def write_clips(frames: np.ndarray, root: Path) -> tuple[Path, Path]:
-    import av
+    from finecliper.data.frames import write_video
 
     folder = root / "folder_clip"
     folder.mkdir()
     for k, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{k:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     video = root / "video_clip.mp4"
-    with av.open(str(video), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    write_video(video, frames, 25)
     return folder, video
 
 

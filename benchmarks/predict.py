@@ -20,26 +20,22 @@ import numpy as np
 
 
 def make_video(path: Path, seconds: float, fps: int = 25, h: int = 720, w: int = 1280) -> Path:
-    import av
+    from finecliper.data.frames import write_video
     from skimage import data
 
     face = cv2.resize(data.astronaut()[30:230, 125:325], (260, 260), interpolation=cv2.INTER_AREA)
     yy, xx = np.mgrid[0:h, 0:w]
     bg = np.stack([(60 + 40 * np.sin(xx / 53.0)), (80 + 30 * np.cos(yy / 37.0)), np.full((h, w), 110.0)], -1)
     bg = bg.astype(np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": "20", "preset": "veryfast"}
+    def frames():
         for k in range(int(round(seconds * fps))):
             f = bg.copy()
             x = int(300 + 250 * np.sin(k / 40.0))
             y = int(200 + 80 * np.cos(k / 55.0))
             f[y:y + 260, x:x + 260] = face
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+            yield f
+
+    write_video(path, frames(), fps, crf=20)
     return path
 
 

@@ -47,19 +47,10 @@ def two_face_frames(n: int, h: int = 240, w: int = 360, gap: tuple[int, int] | N
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 10, codec: str = "libx264") -> Path:
-    import av
+    from finecliper.data.frames import write_video as encode
 
     path = Path(path)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        if codec == "libx264":
-            s.options = {"crf": "14", "preset": "veryfast"}
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    encode(path, frames, fps, codec=codec, crf=14)
     return path
 
 

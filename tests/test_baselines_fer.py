@@ -3,7 +3,6 @@ grace_hopper), against fer's own pipeline and known outputs."""
 from __future__ import annotations
 
 import builtins
-import importlib.util
 
 import cv2
 import numpy as np

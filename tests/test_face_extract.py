@@ -32,17 +32,9 @@ def _no_face():
 
 
 def _write_video(path, frames):
-    import av
+    from finecliper.data.frames import write_video
 
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        s.options = {"crf": "12"}
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    write_video(path, frames, 25, crf=12)
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,6 @@ def test_temporal_adapter_mixes_frames():
     frames2[0, 0] += 1.0
 
     def cls_of_last_frame(x):
-        vm = clip.vision_model
         captured = {}
         h = enc.ln_post.register_forward_hook(lambda m, i, o: captured.setdefault("cls", o))
         enc.forward_features(x)

@@ -14,7 +14,7 @@ from finecliper.model.shapes import clip_config, random_clip
 from finecliper.text.desc_cache import IDENTITY_KEYS, DescriptionCache
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import PALETTE, make_dfew_like  # noqa: E402
+from synthetic import make_dfew_like  # noqa: E402
 
 WORDS = ["red", "green", "blue", "yellow", "magenta", "cyan", "grey"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -178,3 +178,50 @@ def clips_root(root: str | Path, variant: str) -> Path:
             return c
     raise FrameError(f"frame variant {variant!r} not found: tried {', '.join(map(str, cands))}. "
                             f"Set data.root to the dataset folder and data.variant to the frame folder name.")
+
+
+def available_video_codec(preferred: str = "libx264") -> str:
+    """``preferred`` if this PyAV/FFmpeg build can encode it, else MPEG-4 (every build has it)."""
+    import av
+
+    try:
+        av.codec.Codec(preferred, "w")
+        return preferred
+    except Exception:  # a build without that encoder
+        return "mpeg4"
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, codec: str = "libx264",
+                crf: int = 18, options: dict[str, str] | None = None) -> int:
+    """Encode RGB uint8 frames (H, W, 3) with PyAV; returns the number of frames written.
+
+    H.264 at ``crf`` by default (MPEG-4 where the build lacks x264); odd sizes are padded by one
+    black row/column, since yuv420p needs even dimensions.
+    """
+    import av
+    from fractions import Fraction
+
+    codec = available_video_codec(codec)
+    n = 0
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        if options is not None:
+            s.options = dict(options)
+        elif codec == "libx264":
+            s.options = {"crf": str(crf), "preset": "veryfast"}
+        else:
+            s.options = {"qscale": "2"}
+        for f in frames:
+            h, w = f.shape[:2]
+            if n == 0:
+                s.width, s.height, s.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
+            if (h + h % 2, w + w % 2) != (s.height, s.width):
+                raise ValueError(f"{path}: frame {n} is {w}x{h}, earlier frames were {s.width}x{s.height}")
+            if h % 2 or w % 2:
+                f = np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)))
+            for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(pkt)
+            n += 1
+        for pkt in s.encode():
+            c.mux(pkt)
+    return n

@@ -47,20 +47,11 @@ def write_frame_folder(path: str | Path, n: int, h: int = 32, w: int = 32, *, ex
 def write_video(path: str | Path, n: int, h: int = 32, w: int = 32, *, fps: int = 25, codec: str = "mpeg4",
                 pattern: bool = False) -> Path:
     """Write n frames to a video file with PyAV (mpeg4: fast to encode, every codec build has it)."""
-    import av
+    from finecliper.data.frames import write_video as encode
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        if codec == "mpeg4":
-            s.options = {"qscale": "2"}
-            s.codec_context.qmin = 1
-            s.codec_context.qmax = 2
-        for f in synthetic_frames(n, h, w, pattern=pattern):
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    # near-lossless MPEG-4, so that decoded pixels still encode their frame index
+    opts = {"qscale": "2", "qmin": "1", "qmax": "2"} if codec == "mpeg4" else None
+    encode(path, synthetic_frames(n, h, w, pattern=pattern), fps, codec=codec, options=opts)
     return path

@@ -161,21 +161,10 @@ def _run_baseline(cfg: DemoConfig, exp, faces: Path, out: Path, echo) -> dict[st
 
 def _write_video(frames, path: Path, fps: int = 25) -> Path:
     """frames (T, H, W, 3) uint8 → an H.264 (or MPEG-4) file, as a user's own clip would be."""
-    import av
+    from finecliper.data.frames import write_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        try:
-            s = c.add_stream("libx264", rate=fps)
-            s.options = {"crf": "18"}
-        except Exception:  # an FFmpeg build without libx264
-            s = c.add_stream("mpeg4", rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    write_video(path, frames, fps)
     return path
 
 

@@ -14,21 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from finecliper.data.frames import write_video
 from finecliper.predict.pipeline import TrackResult, VideoResult
 from finecliper.predict.video import iter_frames, video_rate
 
 # RGB per track id (cycled)
 TRACK_COLOURS = [(0, 220, 0), (255, 140, 0), (0, 160, 255), (255, 0, 200), (255, 230, 0), (0, 230, 230), (170, 90, 255)]
-
-
-def pick_codec() -> str:
-    import av
-
-    try:
-        av.codec.Codec("libx264", "w")
-        return "libx264"
-    except Exception:  # a PyAV build without x264
-        return "mpeg4"
 
 
 def running_probs(track: TrackResult, frame: int) -> np.ndarray | None:
@@ -67,34 +58,18 @@ def draw_frame(frame: np.ndarray, result: VideoResult, i: int, top: int = 3) -> 
 
 def write_overlay(video: str | Path, out: str | Path, result: VideoResult, top: int = 3) -> int:
     """Write the annotated video; returns the number of frames written (= the input's)."""
-    import av
-
     video, out = Path(video), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    h, w = result.frame_size
-    H, W = h + h % 2, w + w % 2
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix or ".mp4")
     os.close(fd)
-    n = 0
     try:
-        with av.open(tmp, "w") as c:
-            codec = pick_codec()
-            s = c.add_stream(codec, rate=video_rate(video, result.fps))
-            s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-            if codec == "libx264":
-                s.options = {"crf": "18", "preset": "veryfast"}
-            else:
-                s.options = {"qscale": "3"}
-            canvas = np.zeros((H, W, 3), np.uint8)
-            for frame in iter_frames(video):
+        def drawn():
+            for n, frame in enumerate(iter_frames(video)):
                 if n >= result.num_frames:
                     break
-                canvas[:h, :w] = draw_frame(frame, result, n, top)
-                for pkt in s.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
-                    c.mux(pkt)
-                n += 1
-            for pkt in s.encode():
-                c.mux(pkt)
+                yield draw_frame(frame, result, n, top)
+
+        n = write_video(tmp, drawn(), video_rate(video, result.fps), crf=18)
         if n != result.num_frames:
             raise OSError(f"{video}: decoded {n} frames for the overlay but {result.num_frames} before; "
                           f"the file changed while predicting")
