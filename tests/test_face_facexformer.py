@@ -226,14 +226,14 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, tiny_ckpt):
     del missing["face_decoder.mask_tokens.weight"]
     p = tmp_path / "missing.pt"
     torch.save({"state_dict_backbone": missing}, p)
-    with pytest.raises(ValueError, match=r"missing\.pt.*missing keys: face_decoder\.mask_tokens\.weight"):
+    with pytest.raises(ValueError, match=r"missing\.pt.*missing keys \(1\): face_decoder\.mask_tokens\.weight"):
         load_facexformer(p, cfg=TINY)
     extra = dict(sd, **{"face_decoder.extra.weight": torch.zeros(1)})
     p = tmp_path / "extra.pt"
     torch.save({"state_dict_backbone": extra}, p)
-    with pytest.raises(ValueError, match=r"extra\.pt.*unexpected keys: face_decoder\.extra\.weight"):
+    with pytest.raises(ValueError, match=r"extra\.pt.*unexpected keys \(1\): face_decoder\.extra\.weight"):
         load_facexformer(p, cfg=TINY)
-    with pytest.raises(ValueError, match=r"model\.pt.*shape mismatches: backbone\.embeddings"):
+    with pytest.raises(ValueError, match=r"model\.pt.*wrong shapes \(\d+\): backbone\.embeddings"):
         load_facexformer(tiny_ckpt, cfg=FaceXFormerConfig(embed_dim=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4],
                                                           decoder_dim=32, decoder_heads=2, decoder_mlp_dim=64))
     bad_index = dict(sd)

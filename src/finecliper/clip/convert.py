@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import torch
 from transformers import CLIPConfig
 
+from finecliper.state_dict import format_key_list  # noqa: F401  (re-exported)
+
 # The OpenAI JIT archive carries these three ints beside the tensors (dropped on load).
 OPENAI_INT_KEYS = ("input_resolution", "context_length", "vocab_size")
 
@@ -129,13 +131,6 @@ def hf_to_openai(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def strip_prefix(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Remove ``prefix`` from every key that has it (``module.`` from DDP, ``text.`` from CustomTextCLIP)."""
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in sd.items()}
-
-
-def format_key_list(keys: list[str], limit: int = 12) -> str:
-    """Sorted, comma-separated, cut after ``limit`` (for error messages)."""
-    keys = sorted(keys)
-    more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
 
 
 def _count_layers(keys: list[str], prefix: str) -> int:

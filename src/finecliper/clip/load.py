@@ -21,11 +21,11 @@ from finecliper.clip.convert import (
     infer_clip_config,
     longclip_effective_pe,
     openai_to_hf,
-    format_key_list,
     merge_dicts,
 )
 from finecliper.clip.formats import CheckpointError, RawCheckpoint, read_checkpoint
 from finecliper.clip.tokenizer import ClipTokenizer, load_tokenizer
+from finecliper.state_dict import key_problems
 from finecliper.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -105,20 +105,7 @@ def build_empty_model(config: CLIPConfig) -> CLIPModel:
 
 def check_state_dict(source: Path, sd: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> None:
     """Raise a CheckpointError listing missing, unexpected and mis-shaped keys (names as in ``sd``)."""
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    shapes = [
-        f"{k} {tuple(sd[k].shape)} (expected {tuple(expected[k].shape)})"
-        for k in expected
-        if k in sd and sd[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {format_key_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {format_key_list(unexpected)}")
-    if shapes:
-        problems.append(f"wrong shapes ({len(shapes)}): {format_key_list(shapes)}")
+    problems = key_problems(sd, expected)
     if problems:
         raise CheckpointError(f"{source}: does not fit a CLIP model: " + "; ".join(problems))
 

@@ -265,7 +265,7 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
     ]))
     blocks.append(("h2", "The model and its training"))
     blocks.append(("ul", [
-        f"FineCLIPER*† (`star_dagger`): video frames, parsing maps and landmark maps through an AIM-adapted ViT, "
+        "FineCLIPER*† (`star_dagger`): video frames, parsing maps and landmark maps through an AIM-adapted ViT, "
         f"the landmark descriptions through the Long-CLIP text tower with adapters, PN class prompts, adaptive fusion "
         f"(`model.fusion=softmax`: with random backbones the default max-norm weights starve a branch whose PN scores "
         f"start negative).",

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from finecliper.state_dict import key_problems
 import torch.nn.functional as F
 from torch import nn
 
@@ -293,17 +295,7 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, t
 
 def load_state_dict_strict(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
     """Load with every key and shape checked; errors name ``source`` and the keys."""
-    want = model.state_dict()
-    missing, unexpected = set(want) - set(sd), set(sd) - set(want)
-    shapes = [f"{k} {tuple(sd[k].shape)} != {tuple(want[k].shape)}" for k in sorted(set(sd) & set(want))
-              if sd[k].shape != want[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_short(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_short(unexpected)}")
-    if shapes:
-        problems.append(f"shape mismatches: {'; '.join(shapes[:8])}")
+    problems = key_problems(sd, model.state_dict())
     if problems:
         raise ValueError(f"{source}: does not fit FaceXFormer ({'; '.join(problems)}). Is it the released "
                          "FaceXFormer checkpoint, and does the model config match it?")

@@ -25,6 +25,7 @@ from finecliper import __version__
 from finecliper.config import ConfigError, dump_yaml, from_dict
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
+from finecliper.state_dict import key_problems
 
 WEIGHTS, CONFIG, BACKBONES = "model.safetensors", "config.yaml", "backbones.json"
 
@@ -88,17 +89,10 @@ def load_tunable_weights(model: FineCLIPER, path: Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path}: unreadable safetensors file ({e})") from e
-    expected = tunable_state_dict(model)
-    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit a {model.cfg.variant!r} model "
-                              f"(missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
-                              f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}); "
+    problems = key_problems(state, tunable_state_dict(model))
+    if problems:
+        raise CheckpointError(f"{path}: weights do not fit a {model.cfg.variant!r} model ({'; '.join(problems)}); "
                               f"was it saved from another variant or config?")
-    bad = [k for k in expected if expected[k].shape != state[k].shape]
-    if bad:
-        raise CheckpointError(f"{path}: shape mismatch for {bad[:5]} "
-                              f"(e.g. {bad[0]}: file {tuple(state[bad[0]].shape)} vs model {tuple(expected[bad[0]].shape)})")
     params = dict(model.named_parameters())
     with torch.no_grad():
         for k, v in state.items():
