@@ -266,9 +266,9 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
     blocks.append(("h2", "The model and its training"))
     blocks.append(("ul", [
         "FineCLIPER*† (`star_dagger`): video frames, parsing maps and landmark maps through an AIM-adapted ViT, "
-        f"the landmark descriptions through the Long-CLIP text tower with adapters, PN class prompts, adaptive fusion "
-        f"(`model.fusion=softmax`: with random backbones the default max-norm weights starve a branch whose PN scores "
-        f"start negative).",
+        "the landmark descriptions through the Long-CLIP text tower with adapters, PN class prompts, adaptive fusion "
+        "(`model.fusion=softmax`: with random backbones the default max-norm weights starve a branch whose PN scores "
+        "start negative).",
         f"Backbones: random CLIP ViT/{cfg.patch_size} (width {cfg.width}, {cfg.layers} layers, {cfg.image_size}px) and "
         f"a random Long-CLIP text tower (248 positions), saved as real OpenAI / Long-CLIP `.pt` files and loaded "
         f"back by `finecliper.clip.load`.",
