@@ -108,12 +108,11 @@ def test_truncating_descriptions_equals_padding_to_248():
     seen = []
     hook = clip.text_model.embeddings.register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
     with torch.no_grad():
-        padded_ref = clip.get_text_features(input_ids=tokens)  # full 248, plain CLIP
         ours = enc(tokens)
         ours_truncated_input = enc(truncate_to_longest(tokens))
     hook.remove()
     longest = int(tokens.argmax(-1).max()) + 1
-    assert seen[-2:] == [longest, longest] and longest < 248  # the encoder really truncates
+    assert seen == [longest, longest] and longest < 248  # the encoder really truncates
     assert torch.allclose(ours, ours_truncated_input, atol=1e-6)
     # the full 248-token pass of our own stack (no truncation) gives the same features
     from finecliper.model.text_encoder import causal_block
@@ -124,7 +123,6 @@ def test_truncating_descriptions_equals_padding_to_248():
         x = clip.text_model.final_layer_norm(x)
         full = clip.text_projection(x[torch.arange(6), tokens.argmax(-1)])
     assert torch.allclose(ours, full, atol=1e-5)
-    assert padded_ref.shape if not hasattr(padded_ref, "pooler_output") else True
 
 
 def test_truncate_to_longest_keeps_every_eot():
