@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finecliper.data.splits import write_dfew_split
+
 # one clearly different colour per DFEW class: a trivially separable task
 PALETTE = np.array([[230, 40, 40], [40, 200, 40], [40, 40, 230], [230, 230, 40], [230, 40, 230], [40, 230, 230],
                     [128, 128, 128]], dtype=np.float32)
@@ -22,18 +24,15 @@ def make_dfew_like(root: Path, n_train_per_class: int = 3, n_test_per_class: int
                    frames: tuple[int, int] = (10, 20), seed: int = 0, classes: int = 7) -> tuple[Path, Path]:
     """(annotations root, data root) in DFEW's layout: EmoLabel_DataSplit/*/set_1.csv, Clip/clip_224x224/<id>/."""
     rng = np.random.default_rng(seed)
-    ann = root / "annotations" / "EmoLabel_DataSplit"
     data = root / "DFEW"
     clips = data / "Clip" / "clip_224x224"
     cid = 1
     for split, n in (("train", n_train_per_class), ("test", n_test_per_class)):
-        rows = ["video_name,label"]
+        rows = []
         for label in range(classes):
             for _ in range(n):
                 write_clip(clips / f"{cid:05d}", label, int(rng.integers(*frames)), size, rng)
-                rows.append(f"{cid},{label + 1}")  # official files: labels 1..7
+                rows.append((cid, label))
                 cid += 1
-        folder = ann / f"{split}(single-labeled)"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "set_1.csv").write_text("\n".join(rows) + "\n")
+        write_dfew_split(root / "annotations", 1, split, rows)
     return root / "annotations", data

@@ -152,3 +152,12 @@ def test_dferclip_layout_keeps_frame_counts(tmp_path):
     (tmp_path / "DFEW_set_1_train.txt").write_text(f"{peer_dir}/00012 87 3\n{peer_dir}/00013 12 0\n")
     recs = read_split("dfew", tmp_path, 1, "train")
     assert [(r.clip_id, r.num_frames, r.label) for r in recs] == [("00012", 87, 3), ("00013", 12, 0)]
+
+
+def test_write_dfew_split_round_trips_through_the_reader(tmp_path):
+    from finecliper.data.splits import write_dfew_split
+
+    path = write_dfew_split(tmp_path, 2, "test", [("00007", 0), (12, 6), ("00013", 5)])
+    assert path.read_text().splitlines() == ["video_name,label", "00007,1", "12,7", "00013,6"]  # 1-based on disk
+    recs = read_split("dfew", tmp_path, 2, "test")
+    assert [(r.clip_id, r.label) for r in recs] == [("00007", 0), ("00012", 6), ("00013", 5)]

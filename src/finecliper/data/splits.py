@@ -392,3 +392,17 @@ def class_counts(records: list[ClipRecord], num_classes: int) -> list[int]:
         for y in r.labels:
             counts[y] += 1
     return counts
+
+
+def write_dfew_split(annotations_root: str | Path, fold: int, split: str, rows) -> Path:
+    """Write ``(clip_id, canonical label)`` rows as an official DFEW split file (labels 1..7), atomically.
+
+    The inverse of ``read_split("dfew", ...)``: for datasets in DFEW's layout (the demo, tests).
+    """
+    from finecliper.io import atomic_write
+
+    path = Path(annotations_root) / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{fold}.csv"
+    lines = ["video_name,label"] + [f"{cid},{int(label) + 1}" for cid, label in rows]
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

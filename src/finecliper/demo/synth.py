@@ -29,6 +29,7 @@ import numpy as np
 from finecliper.demo.animate import EXPRESSIONS, animate, sample_clip_params
 from finecliper.demo.faces import DemoFace, load_faces
 from finecliper.face.layout import MESH_TO_68
+from finecliper.data.splits import write_dfew_split
 from finecliper.io import atomic_write, write_json
 
 CLIPS_DIR = Path("DFEW") / "Clip" / "clip_224x224"
@@ -114,12 +115,6 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _write_split(path: Path, clips: list[DemoClip]) -> None:
-    rows = ["video_name,label"] + [f"{c.clip_id},{c.label + 1}" for c in clips]  # official files: labels 1..7
-    with atomic_write(path, "w") as f:
-        f.write("\n".join(rows) + "\n")
-
-
 def make_demo_dataset(
     out: str | Path,
     n_identities: int = 24,
@@ -185,8 +180,8 @@ def make_demo_dataset(
             for res in pool.imap_unordered(_render, jobs, chunksize=4):
                 record(res)
 
-    _write_split(out / SPLITS_DIR / "train(single-labeled)" / "set_1.csv", [c for c in clips if c.split == "train"])
-    _write_split(out / SPLITS_DIR / "test(single-labeled)" / "set_1.csv", [c for c in clips if c.split == "test"])
+    for split in ("train", "test"):
+        write_dfew_split(out / SPLITS_DIR.parent, 1, split, [(c.clip_id, c.label) for c in clips if c.split == split])
     buf = io.BytesIO()
     np.savez_compressed(buf, **{cid: truth[cid] for cid in sorted(truth)})
     with atomic_write(out / TRUTH_FILE) as f:
