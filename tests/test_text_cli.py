@@ -252,11 +252,11 @@ def clip_folder(tmp_path_factory):
 def test_describe_a_plain_folder_of_clips(clip_folder, tmp_path, capsys):
     clips, faces = clip_folder
     out = tmp_path / "d.jsonl"
-    assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 25, "--out", out) == 0
+    assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 10, "--out", out) == 0
     header, entries = read_cache(out)
     assert header["dataset"] == "clips" and sorted(entries) == ["still", "talk"]
     talk, still = entries["talk"], entries["still"]
-    assert talk["fps"] == 25.0 and still["fps"] == 25.0  # the video's own rate; --fps for the frame folder
+    assert talk["fps"] == 25.0 and still["fps"] == 10.0  # the video's own rate; --fps for the frame folder
     assert still["text"] == "No clear facial movement is visible in the clip."
     # 5 s: times in seconds; the expression starts at 2.0-2.3 s and is held to the end
     assert re.search(r"the mouth opens.* from 2\.[0-4] s to 5\.0 s\.", talk["text"].lower()), talk["text"]
@@ -265,7 +265,7 @@ def test_describe_a_plain_folder_of_clips(clip_folder, tmp_path, capsys):
     assert talk["alignment"] == ("3d" if has_depth else "2d")
     assert "described 2, already cached 0, skipped 0" in stderr(capsys)
     # resumes: nothing to do the second time
-    assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 25, "--out", out) == 0
+    assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 10, "--out", out) == 0
     assert "described 0, already cached 2" in stderr(capsys)
 
 

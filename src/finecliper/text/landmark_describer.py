@@ -3,41 +3,43 @@
 Per clip:
 
 1. **Head pose out.** With per-point depth (``depth``, (T, 68) in the pixel scale of x and y; smaller z
-   is closer to the camera, as MediaPipe's mesh), each frame's 3-D landmarks are aligned to the clip's
-   reference face by a similarity fit (Kabsch/Umeyama, iteratively reweighted so a few points that do
-   move count little) on points that do not move with expression: ``RIGID_POINTS`` = eye corners,
-   nose bridge, the face contour at the ears. The reference is the median aligned face of the baseline
-   frames, turned so its eye line lies in the image plane (yaw and roll out, pitch as the camera saw
-   it). A head that turns, nods or tilts therefore moves no measured point. The head's own rotation
-   (from the same fits) is reported apart, in ``Description.head_text``, never in ``text``.
-   Without depth (FaceXFormer caches, 2-D input) each frame is put in its own eye-aligned frame, so
-   translation, in-plane rotation and scale cancel but out-of-plane rotation does not.
+   is closer to the camera, as in MediaPipe's mesh), each frame's 3-D landmarks are aligned to the
+   clip's reference face by a similarity fit (Kabsch/Umeyama, iteratively reweighted so that a few
+   points that do move count little) on points that do not move with expression: ``RIGID_POINTS`` =
+   eye corners, nose bridge, the face contour at the ears. The reference is the median aligned face of
+   the baseline frames, turned so that its eye line lies in the image plane (yaw and roll out, pitch
+   as the camera saw it). A head that turns, nods or tilts therefore moves no measured point. The
+   head's own rotation (from the same fits) is reported apart, in ``Description.head_text``, never in
+   ``text``. Without depth (FaceXFormer caches, 2-D input) each frame is put in its own eye-aligned
+   frame: translation, in-plane rotation and scale cancel, out-of-plane rotation does not.
    ``Description.alignment`` says which ("3d" | "2d"); "3d" needs finite depth on every usable frame.
 2. **Signals** (table below), in units of the inter-ocular distance (IOD: between the two eye centres,
    corner midpoints; about 60 px on a 224 px face crop, so 0.03 IOD is about 2 px). Each is smoothed
-   over time (median filter of ``smooth_s``), and its change from the neutral reference (the median of
-   the first ``baseline_frames`` valid frames, or of all of them with ``baseline="median"``) is taken.
+   over time (median filter of about ``smooth_s`` = 0.2 s: 2*floor(smooth_s*fps/2)+1 frames, at
+   least 3; 5 at 25 fps), and its change from the neutral reference is taken: the median of the first
+   ``baseline_frames`` valid frames, or of all of them with ``baseline="median"``.
 3. **Events.** Every event of a motion is reported, not only the one around its peak. Hysteresis: an
    event is a run of frames whose change stays at or above ``exit_fraction`` (1/2) of the motion's
-   threshold and that holds at least ``min_event_s`` (0.1 s, at least 2 frames) at or above the
-   threshold; two such runs closer than ``min_gap_s`` (0.3 s) are one event. So two mouth openings
-   separated by a closed mouth for 0.3 s or more are two events; a dip between them that stays above
-   half the threshold never splits one.
-4. **Eyes.** Eye closure is judged on the raw lid opening (a 3-frame median only), relative to the
-   open-eye opening (the 90th percentile of the clip's valid frames): the eyes are closed from when
-   the opening falls to ``closed_ratio`` (35 %) of it until it is back above ``reopen_ratio`` (50 %).
-   A closure longer than ``blink_max_s`` (0.4 s, the long end of a spontaneous blink) is the event
+   threshold and that holds at least ``min_event_s`` (0.08 s, at least 2 frames) at or above the
+   threshold; two such runs less than ``min_gap_s`` (0.3 s) apart are one event. So two mouth
+   openings separated by a closed mouth for 0.3 s or more are two events, and a dip that stays above
+   half the threshold never splits one. An event spans its first to its last frame at or above the
+   threshold.
+4. **Eyes.** Closure is judged on the raw lid opening (a 3-frame median only) relative to the open-eye
+   opening (the 90th percentile over the clip's valid frames): a closure is a run of frames below
+   ``reopen_ratio`` (50 %) of it that reaches ``closed_ratio`` (35 %), and spans its frames at or below
+   35 %. A closure longer than ``blink_max_s`` (0.4 s, the long end of a spontaneous blink) is the event
    "the eyes close"; shorter ones are blinks, counted in ``Description.blinks`` and never put in the
    text (people blink every few seconds: a blink in every description would be noise). "The eyes
    narrow" is never reported over a closure or a blink.
 5. **Time.** When the frame rate is known and the clip lasts at least ``seconds_from_s`` (4 s), each
    event gets its times ("from 1.2 s to 2.6 s": from its first frame's start to its last frame's end);
-   events whose starts and ends each lie within ``min_gap_s`` of each other share a sentence (which
-   gives their earliest start and latest end); a motion with more than
-   ``max_listed_events`` (3) events is counted instead ("the mouth opens five times between 1.2 s and
-   8.4 s"). Shorter clips say "throughout the clip" when an event covers at least 60 % of the clip,
-   else the half holding its centre; events in the same part share a sentence ("the mouth opens
-   twice in the first half of the clip"). Durations use ``assumed_fps`` (25) when fps is unknown.
+   events whose starts and ends each lie within ``min_gap_s`` of each other share a sentence, which
+   gives their earliest start and latest end; a motion with more than ``max_listed_events`` (3) events
+   is counted instead ("the mouth opens five times between 1.2 s and 8.4 s"). Shorter clips say
+   "throughout the clip" when an event covers at least ``throughout_span`` (60 %) of the clip, else
+   the half holding its centre; events in the same part share a sentence ("the mouth opens twice in
+   the first half of the clip"). Durations use ``assumed_fps`` (25) when fps is unknown.
 
 The text never names an emotion: it says what moved, how much and when.
 
@@ -99,10 +101,10 @@ RIGID_POINTS = (0, 1, 15, 16, 27, 28, 29, 30, 36, 39, 42, 45)
 class DescriberParams:
     """Every rule of the module doc in one place (part of the description cache's identity)."""
 
-    smooth_s: float = 0.25  # temporal median window (odd, >= 3 frames)
+    smooth_s: float = 0.2  # temporal median window, about this long (odd, at least 3 frames)
     baseline_frames: int = 5  # "first" baseline: median of this many first valid frames (at most 20 %)
     exit_fraction: float = 0.5  # an event lasts while the change stays above this share of the threshold
-    min_event_s: float = 0.1  # time over the threshold an event needs (at least 2 frames)
+    min_event_s: float = 0.08  # time over the threshold an event needs (at least 2 frames)
     min_gap_s: float = 0.3  # events closer than this are one
     throughout_span: float = 0.6  # share of a short clip an event must cover to be "throughout"
     seconds_from_s: float = 4.0  # clips this long (fps known) get times in seconds
@@ -372,10 +374,15 @@ def _merge(runs: list[tuple[int, int]], frames: np.ndarray, min_gap: int) -> lis
 
 def find_events(change: np.ndarray, threshold: float, frames: np.ndarray, *, exit_fraction: float,
                 min_frames: int, min_gap: int) -> list[tuple[int, int]]:
-    """Hysteresis events of a change signal (V,) -> [(first, last)] positions (rule 3 of the module doc)."""
+    """Events of a change signal (V,) -> [(first, last)] positions of each event's frames at or above the
+    threshold (rule 3 of the module doc: hysteresis runs decide what is one event)."""
     high = change >= threshold
     kept = [(lo, hi) for lo, hi in _runs(change >= exit_fraction * threshold) if high[lo:hi + 1].sum() >= min_frames]
-    return _merge(kept, frames, min_gap)
+    events = []
+    for lo, hi in _merge(kept, frames, min_gap):
+        over = lo + np.flatnonzero(high[lo:hi + 1])
+        events.append((int(over[0]), int(over[-1])))
+    return events
 
 
 @dataclass(frozen=True)
@@ -419,16 +426,19 @@ def _signal_events(specs, signals, clock: _Clock, ref: np.ndarray, width: int) -
 
 
 def _eye_closures(opening: np.ndarray, clock: _Clock) -> tuple[list[Motion], list[tuple[int, int]]]:
-    """Rule 4: (closure events, blink runs) from the raw lid opening (V,)."""
+    """Rule 4: (closure events, blink spans) from the raw lid opening (V,)."""
     p = clock.params
     o = _smooth(opening, 3)
     open_ref = float(np.percentile(o, p.open_percentile))
     if open_ref <= 0:
         return [], []
-    runs = [(lo, hi) for lo, hi in _runs(o <= p.reopen_ratio * open_ref)
-            if (o[lo:hi + 1] <= p.closed_ratio * open_ref).any()]
     closures, blinks = [], []
-    for lo, hi in runs:
+    shut = o <= p.closed_ratio * open_ref
+    for lo, hi in _runs(o <= p.reopen_ratio * open_ref):
+        over = lo + np.flatnonzero(shut[lo:hi + 1])
+        if not len(over):
+            continue
+        lo, hi = int(over[0]), int(over[-1])
         seconds = (clock.frames[hi] - clock.frames[lo] + 1) / (clock.fps or p.assumed_fps)
         if seconds <= p.blink_max_s:
             blinks.append((lo, hi))
@@ -490,7 +500,7 @@ def detect_motions(
                                             params.robust_iterations)
     clock = _Clock(idx, T, fps, params)
     if smooth_frames is None:
-        smooth_frames = max(3, 2 * round(params.smooth_s / 2 * (fps or params.assumed_fps)) + 1)
+        smooth_frames = max(3, 2 * int(params.smooth_s * (fps or params.assumed_fps) / 2) + 1)
     width = min(smooth_frames, n_valid if n_valid % 2 else n_valid - 1)
 
     motions = _signal_events(MOTIONS, signals, clock, ref, width)
