@@ -1,5 +1,7 @@
 """`finecliper describe` end to end: captions (real MAFW files), landmarks (a face cache), video-llava (tiny model)."""
 import json
+import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,6 +88,52 @@ def test_landmarks_backend_from_a_face_cache(annotations_dir, all_test_ids, tmp_
     assert "backend: cache has 'landmarks', now 'captions'" in stderr(capsys)
 
 
+def _track(landmarks):
+    from finecliper.face.backend import FaceTrack
+
+    T = len(landmarks)
+    return FaceTrack(landmarks68=landmarks.astype(np.float32), parsing=np.zeros((T, 8, 8), np.uint8),
+                     boxes=np.zeros((T, 4), np.float32), valid=np.ones(T, bool), confidence=np.ones(T, np.float32),
+                     n_faces=np.ones(T, np.int16), reasons=np.zeros(T, np.uint8), frame_hw=(512, 512))
+
+
+def test_landmarks_backend_reads_depth68_and_its_identity_follows_the_describer(tmp_path, monkeypatch):
+    import dataclasses
+
+    from finecliper.face.cache import cache_path, open_or_create, save_face_cache
+    from finecliper.text import describe as D
+    from test_text_landmarks_3d import ellipsoid_face, head_motion_clip
+
+    face = ellipsoid_face()
+    landmarks, depth = head_motion_clip(face - face.mean(0))
+    folder = tmp_path / "faces"
+    manifest = open_or_create(folder, {"backend": "synthetic-test", "version": 1})
+    track = _track(landmarks)
+    save_face_cache(cache_path(folder, "with"), track, clip_id="with", extractor_hash=manifest["extractor_hash"],
+                    extra={"depth68": depth.astype(np.float32)})  # as an extra array: FaceTrack.meta today
+    save_face_cache(cache_path(folder, "without"), track, clip_id="without", extractor_hash=manifest["extractor_hash"])
+    backend = D.LandmarksBackend(folder, fps=25.0)
+    items = [D.ClipItem("with"), D.ClipItem("without")]
+    inputs = [backend.load(it) for it in items]
+    assert inputs[1].depth is None and np.allclose(inputs[0].depth, depth, atol=1e-3)
+    (text3d, extra3d), (text2d, extra2d) = backend.generate(inputs, items)
+    assert extra3d["alignment"] == "3d" and text3d == "No clear facial movement is visible in the clip."
+    assert {m["name"] for m in extra3d["head_motions"]} == {"head_tilt_back", "head_turn_left", "head_tilt_left"}
+    assert extra3d["head_text"].startswith("The head turns to the subject's left")
+    assert extra2d["alignment"] == "2d" and text2d != text3d  # the turn reads as movement without depth
+    # a FaceTrack that carries depth68 as an attribute (the face backend's newer tracks) is read the same way
+    newer = SimpleNamespace(landmarks68=track.landmarks68, meta={}, depth68=depth)
+    assert np.array_equal(D.track_depth(newer), depth.astype(np.float32))
+    with pytest.raises(ValueError, match="depth68 has shape"):
+        D.track_depth(SimpleNamespace(landmarks68=track.landmarks68, meta={}, depth68=depth[:, :5]))
+    # the description cache's identity follows the describer's version and every one of its rules
+    other = D.LandmarksBackend(folder, fps=25.0, params=dataclasses.replace(D.LD.DEFAULT_PARAMS, seconds_from_s=1.0))
+    assert other.model_hash != backend.model_hash
+    assert other.generate(inputs[1:], items[1:])[0][0] != text2d  # and reaches the describer: times in seconds
+    monkeypatch.setattr(D, "DESCRIBER_VERSION", D.DESCRIBER_VERSION + 1)
+    assert D.LandmarksBackend(folder, fps=25.0).model_hash != backend.model_hash
+
+
 def test_video_llava_backend_cli_label_free_then_label_conditioned(annotations_dir, all_test_ids, tmp_path, capsys):
     test_ids = all_test_ids
     from PIL import Image
@@ -107,6 +155,13 @@ def test_video_llava_backend_cli_label_free_then_label_conditioned(annotations_d
     assert header["leaks_label"] is False and len(entries) == 2
     assert all("label" not in e for e in entries.values())
     assert json.loads(free.read_text().splitlines()[0])["metadata"]["prompt"].startswith("You are a facial expression analyst")
+    # the same clips as a plain folder: same ids (the folder names), same frames, same texts
+    folder = tmp_path / "folder.jsonl"
+    assert describe("--backend", "video-llava", "--clips", root, "--model", model, "--batch-size", 2,
+                    "--max-new-tokens", 5, "--out", folder) == 0
+    f_header, f_entries = read_cache(folder)
+    assert f_header["dataset"] == "frames" and f_header["leaks_label"] is False
+    assert {k: e["raw"] for k, e in f_entries.items()} == {k: e["raw"] for k, e in entries.items()}
     leak = tmp_path / "leak.jsonl"
     assert describe(*base, "--label-conditioned", "--out", leak) == 0
     header, entries = read_cache(leak)
@@ -160,3 +215,73 @@ def test_manifest_input_gives_paths_and_labels(annotations_dir, all_test_ids, tm
     rec = all_test_ids[0]
     assert by_id[rec.clip_id] == ClipItem(rec.clip_id, tmp_path / "faces" / rec.clip_id, _name(rec), None)
     assert sum(it.frames is not None for it in items) == 2  # only clips the manifest found on disk
+
+
+# ----------------------------------------------------------------------------- a plain folder of clips
+
+def _animated(face, expression, n_frames, onset, apex, size=112):
+    """Frames (T, size, size, 3) of ``face`` making ``expression`` between ``onset`` and ``apex``, no pose drift."""
+    from finecliper.demo.animate import ClipParams, animate
+
+    p = ClipParams(expression=expression, n_frames=n_frames, intensity=1.0, onset=onset, apex=apex, release=0.0,
+                   rotation=(0.0, 0.0), scale=(1.0, 1.0), shift=((0.0, 0.0), (0.0, 0.0)), contrast=1.0,
+                   brightness=0.0, seed=0)
+    return animate(face.image, face.mesh, p, size)
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    """clips/talk.mp4: 5 s at 25 fps, still for 2 s, then the jaw drops and the brows rise (held);
+    clips/still/: 16 frames of a face that does not move. Face cache by `finecliper extract --clips`."""
+    from PIL import Image
+
+    from finecliper.data.frames import write_video
+    from finecliper.demo.faces import load_faces
+
+    (face,), _ = load_faces(1, 224)  # the astronaut
+    root = tmp_path_factory.mktemp("describe_clips")
+    clips = root / "clips"
+    (clips / "still").mkdir(parents=True)
+    write_video(clips / "talk.mp4", _animated(face, "surprise", 125, onset=50, apex=58), 25, crf=12)
+    for k, frame in enumerate(_animated(face, "neutral", 16, onset=0, apex=8)):
+        Image.fromarray(frame).save(clips / "still" / f"{k:03d}.png")
+    assert main(["extract", "--clips", str(clips), "--out", str(root / "faces")]) == 0
+    return clips, root / "faces"
+
+
+def test_describe_a_plain_folder_of_clips(clip_folder, tmp_path, capsys):
+    clips, faces = clip_folder
+    out = tmp_path / "d.jsonl"
+    assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 10, "--out", out) == 0
+    header, entries = read_cache(out)
+    assert header["dataset"] == "clips" and sorted(entries) == ["still", "talk"]
+    talk, still = entries["talk"], entries["still"]
+    assert talk["fps"] == 25.0 and still["fps"] == 10.0  # the video's own rate; --fps for the frame folder
+    assert still["text"] == "No clear facial movement is visible in the clip."
+    # 5 s: times in seconds; the expression starts at 2.0-2.3 s and is held to the end
+    assert re.search(r"the mouth opens.* from 2\.[0-4] s to 5\.0 s\.", talk["text"].lower()), talk["text"]
+    assert "brows rise" in talk["text"] and find_emotion_words(talk["text"]) == []
+    has_depth = "depth68" in np.load(faces / "talk.npz").files
+    assert talk["alignment"] == ("3d" if has_depth else "2d")
+    assert "described 2, already cached 0, skipped 0" in stderr(capsys)
+    # resumes: nothing to do the second time
+    assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 10, "--out", out) == 0
+    assert "described 0, already cached 2" in stderr(capsys)
+
+
+def test_describe_clips_missing_from_the_face_cache_is_one_error(clip_folder, tmp_path, capsys):
+    import shutil
+
+    clips, faces = clip_folder
+    more = tmp_path / "more"
+    shutil.copytree(clips, more)
+    for name in ("a", "b", "c", "d", "e", "f"):
+        shutil.copytree(more / "still", more / "new" / name)
+    out = tmp_path / "d.jsonl"
+    assert describe("--backend", "landmarks", "--clips", more, "--face-cache", faces, "--out", out) == 2
+    err = stderr(capsys)
+    assert (f"6 of 8 clips have no face cache in {faces} (new/a, new/b, new/c, new/d, new/e, ...); "
+            f"run `finecliper extract --clips {more} --out {faces}` first") in err
+    assert not out.exists()  # nothing started
+    assert describe("--backend", "captions", "--clips", more, "--out", out) == 2
+    assert "needs MAFW" in stderr(capsys)

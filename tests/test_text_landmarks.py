@@ -10,7 +10,7 @@ from finecliper.text.landmark_describer import (
     detect_motions,
     measure_signals,
 )
-from finecliper.text.refine import find_emotion_words
+from finecliper.text.refine import find_emotion_words, refine_description
 
 # A mean 68-point iBUG face in a unit box (the widely used dlib/OpenFace alignment template).
 TEMPLATE = np.array([
@@ -133,16 +133,112 @@ def test_still_sequence_has_no_motion():
         assert desc.motions == [] and desc.text == STILL_TEXT
 
 
-def test_blink_is_not_an_eye_motion():
+UPPER_LIDS = [37, 38, 43, 44]
+CLOSED = 0.115  # IOD: upper lids down onto the lower lids (the template's lid opening is 0.126 IOD)
+
+
+def test_blink_is_counted_not_described():
     seq, rot = sequence(T=20, seed=5)
-    blink = move(seq, rot, [37, 38, 43, 44], [9, 10], dy=+0.08)  # two-frame blink
-    assert describe_landmarks(blink).motions == []
-    assert [m.name for m in detect_motions(blink, smooth_frames=1)[0]] == ["eyes_narrow"]  # unsmoothed
+    blink = move(seq, rot, UPPER_LIDS, [9, 10], dy=+CLOSED)  # two-frame blink at 25 fps
+    for smooth in (None, 1):  # the blink rule works on the raw lid opening, not on the smoothed one
+        det = detect_motions(blink, fps=25.0, smooth_frames=smooth)
+        assert det.motions == [] and det.blinks == 1
+    desc = describe_landmarks(blink, fps=25.0)
+    assert desc.text == STILL_TEXT and desc.blinks == 1
     seq, rot = sequence(T=50, seed=5)
-    blink = move(seq, rot, [37, 38, 43, 44], [20, 21, 22], dy=+0.08)  # 120 ms at 25 fps
-    assert describe_landmarks(blink, fps=25.0).motions == []
-    held = move(seq, rot, [37, 38, 43, 44], range(20, 30), dy=+0.08)  # 400 ms: a real narrowing
-    assert [m.name for m in describe_landmarks(held, fps=25.0).motions] == ["eyes_narrow"]
+    blink = move(seq, rot, UPPER_LIDS, [20, 21, 22], dy=+CLOSED)  # 120 ms
+    blink = move(blink, rot, UPPER_LIDS, range(35, 45), dy=+CLOSED)  # 400 ms: the longest blink
+    desc = describe_landmarks(blink, fps=25.0)
+    assert desc.motions == [] and desc.blinks == 2
+    held = move(seq, rot, UPPER_LIDS, range(20, 30), dy=+0.05)  # 400 ms, lids 40 % down: a real narrowing
+    desc = describe_landmarks(held, fps=25.0)
+    assert [m.name for m in desc.motions] == ["eyes_narrow"] and desc.blinks == 0
+
+
+def test_closing_eyes_close_and_do_not_narrow():
+    seq, rot = sequence(T=250, seed=7)
+    closed = move(seq, rot, UPPER_LIDS, range(100, 200), dy=+CLOSED)  # 4 s, from 4.0 s to 8.0 s
+    closed = move(closed, rot, UPPER_LIDS, [30, 31], dy=+CLOSED)  # and a blink before
+    desc = describe_landmarks(closed, fps=25.0)
+    assert [m.name for m in desc.motions] == ["eyes_close"] and desc.blinks == 1
+    (m,) = desc.motions
+    assert abs(m.onset_frame - 100) <= 1 and abs(m.offset_frame - 199) <= 1
+    assert desc.text == "The eyes close from 4.0 s to 8.0 s."
+    short = describe_landmarks(closed[90:130], fps=25.0)  # 1.6 s: closes at 0.4 s and stays closed
+    assert short.text == "The eyes close throughout the clip."
+    assert "narrow" not in desc.text + short.text
+
+
+MOUTH_INNER_LOWER, MOUTH_OUTER_LOWER = [65, 66, 67], [55, 56, 57, 58, 59]
+
+
+def open_mouth(seq, rot, frames, amount=0.15):
+    return move(seq, rot, MOUTH_INNER_LOWER + MOUTH_OUTER_LOWER, frames, dy=amount)  # lips part, jaw stays
+
+
+def test_two_mouth_openings_are_two_events():
+    seq, rot = sequence(T=60, seed=8)
+    twice = open_mouth(open_mouth(seq, rot, range(6, 20)), rot, range(34, 50))  # closed for 0.56 s between
+    desc = describe_landmarks(twice, fps=25.0)
+    assert [m.name for m in desc.motions] == ["mouth_open", "mouth_open"]
+    first, second = desc.motions
+    assert abs(first.onset_frame - 6) <= 1 and abs(first.offset_frame - 19) <= 1
+    assert abs(second.onset_frame - 34) <= 1 and abs(second.offset_frame - 49) <= 1
+    assert desc.text == ("The mouth opens in the first half of the clip. "
+                         "The mouth opens in the second half of the clip.")
+    both_early = describe_landmarks(open_mouth(open_mouth(seq, rot, range(3, 10)), rot, range(19, 27)), fps=25.0)
+    assert both_early.text == "The mouth opens twice in the first half of the clip."
+
+
+def test_one_long_opening_is_one_event():
+    seq, rot = sequence(T=60, seed=9)
+    once = open_mouth(seq, rot, range(6, 50))
+    # a dip that stays above half the threshold, and a 0.16 s closure (shorter than min_gap_s): one event
+    dip = once.copy()
+    dip[20:26] = open_mouth(seq, rot, range(20, 26), amount=0.04)[20:26]
+    dip[36:40] = seq[36:40]
+    for s in (once, dip):
+        desc = describe_landmarks(s, fps=25.0)
+        assert [m.name for m in desc.motions] == ["mouth_open"]
+        assert abs(desc.motions[0].onset_frame - 6) <= 1 and abs(desc.motions[0].offset_frame - 49) <= 1
+        assert desc.text == "The mouth opens throughout the clip."
+
+
+def test_long_clip_reports_times_in_seconds():
+    fps, T = 25.0, 250  # 10 s
+    seq, rot = sequence(T=T, seed=10)
+    s = move(seq, rot, CORNERS, range(50, 125), dy=-0.10)  # 2.0 s to 5.0 s
+    s = move(s, rot, ALL_BROWS, range(175, 225), dy=-0.10)  # 7.0 s to 9.0 s
+    s = open_mouth(s, rot, range(60, 100))  # 2.4 s to 4.0 s, inside the smile
+    desc = describe_landmarks(s, fps=fps)
+    assert desc.times == "seconds"
+    expected = {"lip_corner_pull": (2.0, 5.0), "inner_brow_raise": (7.0, 9.0), "outer_brow_raise": (7.0, 9.0),
+                "mouth_open": (2.4, 4.0)}
+    assert sorted(m.name for m in desc.motions) == sorted(expected)
+    for m in desc.motions:
+        start, end = expected[m.name]
+        assert abs(m.onset_s - start) <= 2 / fps and abs(m.end_s - end) <= 2 / fps, m
+    assert desc.text == ("The mouth corners pull up from 2.0 s to 5.0 s. The mouth opens from 2.4 s to 4.0 s. "
+                         "The brows rise from 7.0 s to 9.0 s.")
+    # the same motion in a 1 s clip, or with no frame rate: halves and "throughout"
+    short = describe_landmarks(move(seq[:25], rot, CORNERS, range(12, 25), dy=-0.10), fps=fps)
+    assert short.times == "halves" and short.text == "The mouth corners pull up in the second half of the clip."
+    assert describe_landmarks(s).times == "halves" and "second" not in describe_landmarks(s).text.replace(
+        "second half", "")
+
+
+def test_events_together_share_a_sentence_and_frequent_ones_are_counted():
+    fps = 25.0
+    seq, rot = sequence(T=250, seed=11)
+    s = move(seq, rot, CORNERS, range(50, 100), dy=-0.10)
+    s = move(s, rot, LOWER_JAW_AND_LIP, range(50, 100), dy=+0.15)  # jaw drop with the same times
+    for start in (120, 145, 170, 195, 220):  # five short openings of the lips
+        s = open_mouth(s, rot, range(start, start + 12))
+    desc = describe_landmarks(s, fps=fps)
+    # the jaw drop opens the mouth too: six openings in all, counted; the rest keeps its times
+    assert desc.text == ("The mouth opens six times between 2.0 s and 9.3 s. "
+                         "The mouth corners pull up and the jaw drops from 2.0 s to 4.0 s.")
+    assert refine_description(desc.text).text == desc.text
 
 
 def test_invalid_frames_are_skipped():

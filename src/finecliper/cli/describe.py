@@ -15,13 +15,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="manifest JSON written by `finecliper prepare` (all its clips)")
     src.add_argument("--dataset", help="dfew | ferv39k | mafw, read from split files (with --annotations)")
+    src.add_argument("--clips", help="a plain folder of clips (video files and/or folders of frames, searched "
+                                     "recursively, as `finecliper extract --clips`); no labels")
     p.add_argument("--annotations", help="with --dataset: folder holding the split files")
     p.add_argument("--fold", default="all", help="with --dataset: fold number or 'all' (default)")
     p.add_argument("--split", default="all", choices=("train", "test", "all"), help="with --dataset (default all)")
     p.add_argument("--data-root", help="dataset folder holding the clips (video-llava; overrides the manifest's)")
     p.add_argument("--variant", default="", help="with --dataset --data-root: frame variant folder under the root")
     p.add_argument("--face-cache", help="landmarks: face cache folder from `finecliper extract`")
-    p.add_argument("--fps", type=float, help="landmarks: frame rate, for onset/peak times in seconds")
+    p.add_argument("--fps", type=float, help="landmarks: frame rate of clips that are frame folders (videos use "
+                                            "their own), for times in seconds")
     p.add_argument("--model", help="video-llava: HF model folder (e.g. a download of LanguageBind/Video-LLaVA-7B-hf)")
     p.add_argument("--prompt", default="analyst_v1", help="video-llava: bundled prompt name or a .txt file")
     p.add_argument("--max-new-tokens", type=int, default=200)
@@ -31,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="video-llava: put the ground-truth label in the prompt (the paper's setting); the cache is "
                         "marked leaks_label: true")
     p.add_argument("--no-refine", action="store_true", help="store the raw text as the description")
-    p.add_argument("--out", help="cache file (default descriptions/<dataset>_<backend>.jsonl)")
+    p.add_argument("--out", help="cache file (default descriptions/<dataset>_<backend>.jsonl; with --clips, "
+                                 "<folder name> in place of <dataset>)")
     p.add_argument("--limit", type=int, help="describe at most this many clips (a quick look)")
     p.add_argument("--audit", action="store_true",
                    help="afterwards, report how well a text-only classifier predicts the label (leakage audit)")
@@ -56,12 +60,14 @@ def _records(ds: str, annotations, folds, splits, **kw) -> list:
 
 
 def collect_items(args) -> tuple[str, list]:
-    """(dataset key, ClipItems) from a manifest or from split files."""
+    """(dataset key, ClipItems) from a manifest, from split files or from a folder of clips."""
     from finecliper.data import labels as L
     from finecliper.data.frames import clips_root
     from finecliper.data.splits import NUM_FOLDS
     from finecliper.text.describe import ClipItem
 
+    if getattr(args, "clips", None):
+        return _folder_items(args)
     captions = args.backend == "captions"
     if args.manifest:
         from finecliper.data.prepare import load_manifest
@@ -93,6 +99,30 @@ def collect_items(args) -> tuple[str, list]:
     if args.limit is not None:
         items = items[: args.limit]
     return ds, items
+
+
+def _folder_items(args) -> tuple[str, list]:
+    """A plain folder: clip ids and paths as `finecliper extract --clips` finds them; the folder's name is the
+    dataset key of the cache."""
+    from finecliper.face.extract import discover_clips
+    from finecliper.text.describe import ClipItem
+
+    if args.backend == "captions":
+        raise ValueError("--backend captions needs MAFW (its with_caption files), not --clips")
+    root = Path(args.clips)
+    items = [ClipItem(cid, path) for cid, path in discover_clips(root)]
+    if args.limit is not None:
+        items = items[: args.limit]
+    return root.resolve().name or "clips", items
+
+
+def check_face_cache(args, backend, items) -> None:
+    """--clips with landmarks: every clip needs its face cache; one error names the first missing ones."""
+    missing = backend.missing(items)
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ValueError(f"{len(missing)} of {len(items)} clips have no face cache in {args.face_cache} ({shown}); "
+                         f"run `finecliper extract --clips {args.clips} --out {args.face_cache}` first")
 
 
 def make_backend(args):
@@ -128,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         ds, items = collect_items(args)
         backend = make_backend(args)
+        if args.clips and args.backend == "landmarks":
+            check_face_cache(args, backend, items)
         refine = not args.no_refine
         out = Path(args.out or f"descriptions/{ds}_{args.backend}{'_label-conditioned' if args.label_conditioned else ''}.jsonl")
         cache = DescriptionCache(out, cache_identity(backend, ds, refine),

@@ -20,11 +20,14 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from finecliper.data.frames import VIDEO_EXTS, open_frames
+from finecliper.face.cache import cache_path, load_face_cache, read_manifest
+from finecliper.text import landmark_describer as LD
 from finecliper.text.desc_cache import DescriptionCache
 from finecliper.text.refine import refine_description, refine_fingerprint
 
 BACKENDS = ("landmarks", "video-llava", "captions")
-DESCRIBER_VERSION = 1  # bump when the landmark describer's output changes
+DESCRIBER_VERSION = 2  # bump when the landmark describer's output changes (2: 3-D pose, events, closures, seconds)
 
 
 @dataclass
@@ -58,38 +61,75 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass
+class LandmarkInput:
+    """What the landmark describer needs of one clip (read from its face cache)."""
+
+    landmarks: np.ndarray  # (T, 68, 2) px
+    valid: np.ndarray  # (T,) bool
+    depth: np.ndarray | None  # (T, 68) mesh z in the pixel scale of x and y; None without depth
+    fps: float | None
+
+
+def clip_fps(item: ClipItem, default: float | None) -> float | None:
+    """The frame rate of a video clip (from its stream), else ``default``: frame folders carry none, and the
+    landmarks backend needs no video (it reads the face cache), so a video that is not there is no error."""
+    if item.frames is not None and Path(item.frames).suffix.lower() in VIDEO_EXTS and Path(item.frames).is_file():
+        return open_frames(item.frames).fps or default
+    return default
+
+
+def track_depth(track) -> np.ndarray | None:
+    """``depth68`` of a face track: an attribute of newer FaceTracks, an extra cache array (in ``meta``) before."""
+    depth = getattr(track, "depth68", None)
+    if depth is None:
+        depth = track.meta.get("depth68")
+    if depth is None:
+        return None
+    depth = np.asarray(depth, np.float32)
+    if depth.shape != track.landmarks68.shape[:2]:
+        raise ValueError(f"depth68 has shape {depth.shape}, landmarks {track.landmarks68.shape}: re-run "
+                         f"`finecliper extract`")
+    return depth
+
+
 class LandmarksBackend:
-    """Reads ``<face cache>/<clip_id>.npz`` and describes its 68-point landmark track."""
+    """Reads ``<face cache>/<clip_id>.npz`` and describes its 68-point landmark track (with depth when the
+    cache has ``depth68``). fps: the clip video's own, else the one given."""
 
     name = "landmarks"
     prompt_hash = None
     leaks_label = False
 
-    def __init__(self, face_cache: str | Path, fps: float | None = None, baseline: str = "first"):
-        from finecliper.face.cache import read_manifest
-        from finecliper.text import landmark_describer as LD
-
+    def __init__(self, face_cache: str | Path, fps: float | None = None, baseline: str = "first",
+                 params: LD.DescriberParams = LD.DEFAULT_PARAMS):
         self.face_cache = Path(face_cache)
         manifest = read_manifest(self.face_cache)
-        self.fps, self.baseline = fps, baseline
+        self.fps, self.baseline, self.params = fps, baseline, params
         self.model_hash = _sha({
-            "describer_version": DESCRIBER_VERSION, "motions": [dataclasses.asdict(m) for m in LD.MOTIONS],
-            "levels": LD.LEVELS, "throughout": LD.THROUGHOUT_SPAN, "fps": fps, "baseline": baseline,
+            "describer_version": DESCRIBER_VERSION, "params": dataclasses.asdict(params),
+            "motions": [dataclasses.asdict(m) for m in LD.MOTION_BY_NAME.values()], "levels": LD.LEVELS,
+            "rigid_points": LD.RIGID_POINTS, "fps": fps, "baseline": baseline,
             "face_extractor_hash": manifest["extractor_hash"]})
 
-    def load(self, item: ClipItem):
-        from finecliper.face.cache import cache_path, load_face_cache
+    def missing(self, items: Iterable[ClipItem]) -> list[str]:
+        """Ids of the clips that have no file in the face cache."""
+        return [it.clip_id for it in items if not cache_path(self.face_cache, it.clip_id).is_file()]
 
-        return load_face_cache(cache_path(self.face_cache, item.clip_id))
+    def load(self, item: ClipItem) -> LandmarkInput:
+        track = load_face_cache(cache_path(self.face_cache, item.clip_id))
+        return LandmarkInput(track.landmarks68, track.valid, track_depth(track), clip_fps(item, self.fps))
 
     def generate(self, inputs, items):
-        from finecliper.text.landmark_describer import describe_landmarks
-
         out = []
-        for track in inputs:
-            d = describe_landmarks(track.landmarks68, track.valid, fps=self.fps, baseline=self.baseline)
-            out.append((d.text, {"motions": [dataclasses.asdict(m) for m in d.motions],
-                                 "n_valid": d.n_valid, "n_frames": d.n_frames}))
+        for x in inputs:
+            d = LD.describe_landmarks(x.landmarks, x.valid, depth=x.depth, fps=x.fps, baseline=self.baseline,
+                                      params=self.params)
+            out.append((d.text, {"motions": [dataclasses.asdict(m) for m in d.motions], "n_valid": d.n_valid,
+                                 "n_frames": d.n_frames, "alignment": d.alignment, "fps": x.fps,
+                                 "head_text": d.head_text,
+                                 "head_motions": [dataclasses.asdict(m) for m in d.head_motions],
+                                 "blinks": d.blinks}))
         return out
 
 
