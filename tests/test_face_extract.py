@@ -8,6 +8,7 @@ import pytest
 import torch
 from skimage import data
 
+import finecliper
 from finecliper.data.augment import CLIP_MEAN, CLIP_STD, GeomParams, apply_image, apply_points
 from finecliper.face import layout as Lay
 from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache
@@ -15,6 +16,7 @@ from finecliper.face.crop import crop_to_frame, CropTrack
 from finecliper.face.extract import (ExtractConfig, clips_from_manifest, discover_clips, extract_clip,
                                      make_analyser, parse_shard, run_extraction, shard)
 from finecliper.face.maps_extra import FaceMapsExtra, render_clip_maps
+from finecliper.face.models import SHA256
 from finecliper.face.render import LANDMARK_COLOURS, PARSING_PALETTE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -78,7 +80,9 @@ def test_extract_writes_one_cache_per_clip_with_every_frame(cache_dir):
     assert len(b) == 6 and b.valid.all() and (b.confidence > 0.8).all()
     man = json.loads((cache_dir / "cache_manifest.json").read_text())
     ext = man["extractor"]
-    assert ext["backend"] == "mediapipe" and ext["version"] == "0.10.14" and ext["params"]["max_faces"] == 1
+    assert ext["backend"] == "facemesh" and ext["version"] == finecliper.__version__ and ext["params"]["max_faces"] == 1
+    assert ext["models"] == {f: SHA256[f] for f in ("face_detection_short_range.tflite", "face_landmark.tflite")}
+    assert ext["extractor_version"] == 2 and man["format_version"] == 2
     assert len(man["extractor_hash"]) == 64
 
 
@@ -89,7 +93,7 @@ def test_rerun_resumes_and_foreign_cache_is_refused(clips_dir, cache_dir):
     assert (s.written, s.skipped, s.frames) == (0, 2, 0)
     assert [os.stat(f).st_mtime_ns for f in files] == before          # nothing recomputed
     other = ExtractConfig()
-    other.mediapipe.min_confidence = 0.7
+    other.facemesh.min_confidence = 0.7
     with pytest.raises(FaceCacheError, match=r"params.min_confidence: cache has 0.5, now 0.7"):
         run_extraction(discover_clips(clips_dir), cache_dir, other)
 
@@ -190,7 +194,7 @@ def test_cli_extract_with_two_workers_and_manifest_clips(clips_dir, tmp_path):
     out = tmp_path / "c"
     assert main(["extract", "--clips", str(clips_dir), "--out", str(out), "--workers", "2"]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == ["Happy/0001.npz", "clip2.npz"]
-    assert main(["extract", "--clips", str(clips_dir), "--out", str(out), "mediapipe.max_faces=2"]) == 2  # refused
+    assert main(["extract", "--clips", str(clips_dir), "--out", str(out), "facemesh.max_faces=2"]) == 2  # refused
     from finecliper.data.prepare import MANIFEST_FORMAT
 
     man = {"format": MANIFEST_FORMAT, "dataset": "dfew", "variant": ".", "splits": {}, "problems": [],
