@@ -111,6 +111,40 @@ def test_a_clip_file_with_another_hash_is_recomputed(clips_dir, tmp_path):
     assert (s.written, s.skipped) == (1, 0)
 
 
+def test_a_truncated_clip_file_is_redone_not_a_crash(clips_dir, tmp_path):
+    clips = [c for c in discover_clips(clips_dir) if c[0] == "clip2"]
+    run_extraction(clips, tmp_path, ExtractConfig())
+    p = cache_path(tmp_path, "clip2")
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])         # a kill during a copy, a full disk...
+    s = run_extraction(clips, tmp_path, ExtractConfig())
+    assert (s.written, s.skipped, s.failed) == (1, 0, []) and len(load_face_cache(p)) == 6
+
+
+def test_depth_is_cached_with_the_landmarks(clips_dir, cache_dir):
+    a = load_face_cache(cache_path(cache_dir, "Happy/0001"))
+    assert a.depth68.shape == (5, 68) and a.depth68.dtype == np.float32
+    assert np.isfinite(a.depth68[:4]).all() and np.isnan(a.depth68[4]).all()   # the no-face frame has none
+    direct = make_analyser(ExtractConfig()).analyse(np.stack([_face_frame(2 * k, k) for k in range(4)]), video=True)
+    assert np.abs(a.depth68[:4] - direct.depth68).max() < 0.05                  # float16 in the file
+    assert a.depth68[:4, 30].mean() < a.depth68[:4, [0, 16]].mean()             # nose tip nearer than the jaw ends
+
+
+def test_a_cache_from_the_mediapipe_backend_is_refused(clips_dir, tmp_path, capsys):
+    from finecliper.cli.main import main
+
+    old = {"extractor_version": 1, "backend": "mediapipe", "version": "0.10.14", "layout": "x",
+           "params": {"max_faces": 1, "refine_landmarks": True}}
+    (tmp_path / "cache_manifest.json").write_text(json.dumps(
+        {"format": "finecliper-face-cache", "format_version": 1, "extractor": old, "extractor_hash": "0" * 64}))
+    with pytest.raises(FaceCacheError, match=r"backend mediapipe.*re-run `finecliper extract`"):
+        run_extraction(discover_clips(clips_dir), tmp_path, ExtractConfig())
+    with pytest.raises(FaceCacheError, match=r"re-run `finecliper extract`"):
+        FaceMapsExtra(tmp_path, image_size=96)
+    assert main(["extract", "--clips", str(clips_dir), "--out", str(tmp_path)]) == 2
+    assert "re-run `finecliper extract`" in " ".join(capsys.readouterr().err.split())   # rich wraps lines
+    assert not list(tmp_path.rglob("*.npz"))                          # nothing mixed into the old folder
+
+
 def _denorm(x: torch.Tensor) -> np.ndarray:
     """(T, 3, S, S) CLIP-normalised → (T, S, S, 3) uint8."""
     m, s = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)

@@ -3,7 +3,7 @@
 Same clips (the split reader), same frames (the evaluation sampler: ``num_frames`` segment centres,
 ``data.pad`` for short clips), same metrics and report files (``write_fold_report``: per-class table,
 confusion CSV/PNG, JSON summary) plus ``predictions.json``. Faces: the boxes of the face cache
-(``finecliper extract``) at the sampled frames, or MediaPipe run on the sampled frames when there is
+(``finecliper extract``) at the sampled frames, or the face mesh run on the sampled frames when there is
 no cache; frames without a valid face are left out of the clip's vote (see ``baselines.base``).
 """
 from __future__ import annotations

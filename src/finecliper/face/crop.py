@@ -1,6 +1,6 @@
 """Face crops from raw footage: detect every face, follow the largest one, smooth its box, crop squares.
 
-1. ``detect_faces``: BlazeFace full-range detector on every frame (all faces, boxes + scores), each
+1. ``detect_faces``: BlazeFace full-range detector on every frame (short range where it finds none), each
    detection confirmed by the face mesh (``facemesh.confirmed``) so that text and textures give none.
 2. ``pick_main_track``: IoU tracker over the detections; the track with the largest summed area wins.
 3. ``smooth_boxes``: missing frames interpolated, then Savitzky–Golay on centre x, centre y and side.
@@ -45,27 +45,32 @@ class CropTrack:
 class FaceDetector:
     """BlazeFace boxes in frame pixels (largest first), each confirmed by the face mesh.
 
-    ``verify`` sets the confirmation rule (presence, size, geometry; ``FaceMeshConfig`` defaults when
-    None); the mesh runs once per detection on the detection's own ROI.
+    ``model`` 1 (full range, for small and distant faces) falls back to the short-range model on frames
+    where it confirms no face: the full-range model misses faces that fill the frame (a face-crop
+    video). ``verify`` sets the confirmation rule (presence, size, geometry; ``FaceMeshConfig``
+    defaults when None); the mesh runs once per detection, on the detection's own ROI.
     """
 
     def __init__(self, model: int = 1, min_confidence: float = 0.6, verify: FaceMeshConfig | None = None):
         self.model, self.min_confidence = model, min_confidence
         self.verify = verify or FaceMeshConfig()
-        self.detector = BlazeFace(model, min_confidence)
+        self.detectors = [BlazeFace(model, min_confidence)] + ([BlazeFace(0, min_confidence)] if model == 1 else [])
         self.mesh = FaceMesh()
 
     def describe(self) -> dict:
-        return {**self.detector.describe(), "verified_by": "facemesh presence + geometry",
+        return {"detectors": [d.describe() for d in self.detectors], "verified_by": "facemesh presence + geometry",
                 "min_presence": self.verify.min_presence, "min_face_size": self.verify.min_face_size,
                 "max_yaw": self.verify.max_yaw}
 
     def __call__(self, frame: np.ndarray) -> list[FaceDetection]:
-        det = self.detector.detect(frame)
-        out = []
-        for box, kps, score in zip(det.boxes, det.keypoints, det.scores):
-            if confirmed(self.mesh.run(frame, roi_from_box(box, kps[0], kps[1])), self.verify):
-                out.append(FaceDetection(np.zeros((68, 2), np.float32), (box - 0.5).astype(np.float32), float(score)))
+        out: list[FaceDetection] = []
+        for detector in self.detectors:
+            det = detector.detect(frame)
+            for box, kps, score in zip(det.boxes, det.keypoints, det.scores):
+                if confirmed(self.mesh.run(frame, roi_from_box(box, kps[0], kps[1])), self.verify):
+                    out.append(FaceDetection(np.zeros((68, 2), np.float32), (box - 0.5).astype(np.float32), float(score)))
+            if out:
+                break
         return sorted(out, key=lambda d: -d.area)
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
 """Run a face backend on every frame of every clip and write the face cache (see ``face.cache``).
 
-Face-crop datasets (DFEW/FERV39k/MAFW frames): the backend runs on the frames as they are, in video
-mode (mesh tracking; the default backend is ``facemesh``, MediaPipe's models on our own LiteRT graph). ``raw=True`` (own footage): faces are first detected and followed, the box is
-smoothed, and the backend runs on S×S crops; the cache then refers to the crops and stores the crop
+Face-crop datasets (DFEW/FERV39k/MAFW frames): the backend (default ``facemesh``: MediaPipe's face
+models on our own LiteRT graph) runs on the frames as they are, in video mode (mesh tracking).
+``raw=True`` (own footage): faces are first detected and followed, the box is smoothed, and the
+backend runs on S×S crops; the cache then refers to the crops and stores the crop
 parameters (``crop_centres``, ``crop_sides``) to map back to the frame.
 
 Frames are read in chunks of ``chunk`` frames (videos are decoded as one stream), so long videos fit in

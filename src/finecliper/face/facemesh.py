@@ -62,7 +62,7 @@ class FaceMeshConfig:
     min_presence: float = 0.5               # mesh face-presence score below this: no face (MediaPipe's
                                             # min_tracking_confidence)
     min_face_size: float = 24.0             # px, longer side of the 468-point box; smaller faces are dropped
-    max_yaw: float = 45.0                   # degrees (mesh estimate); past it the far eye hides behind the nose
+    max_yaw: float = 40.0                   # degrees (mesh estimate); past it the far eye hides behind the nose
     min_confidence: float = 0.5             # presence below this: frame invalid, reason "low confidence"
     multiple_faces: str = "largest"         # or "invalid": frames with several faces are flagged
     parsing_size: int = 224                 # longer side of the stored label map (0 = frame size)
@@ -166,10 +166,13 @@ class FaceMesh:
         return MeshFace(pts, local.astype(np.float32), presence, roi)
 
 
+YAW_PAIRS = ((33, 263), (133, 362), (234, 454), (61, 291))   # eye corners, inner corners, face edges, mouth corners
+
+
 def mesh_yaw(points: np.ndarray) -> float:
-    """Head yaw in degrees (0 = frontal) from the 3-D line between the outer eye corners."""
-    v = points[EYE_LINE[1]] - points[EYE_LINE[0]]
-    return math.degrees(math.atan2(abs(float(v[2])), math.hypot(float(v[0]), float(v[1]))))
+    """Head yaw in degrees (0 = frontal): mean tilt out of the image plane of four left/right point pairs."""
+    v = points[[b for _, b in YAW_PAIRS]] - points[[a for a, _ in YAW_PAIRS]]
+    return float(np.degrees(np.arctan2(np.abs(v[:, 2]), np.hypot(v[:, 0], v[:, 1]))).mean())
 
 
 def plausible(face: MeshFace, min_size: float, max_yaw: float = 90.0) -> bool:
