@@ -12,8 +12,8 @@ from PIL import Image
 from skimage import data
 
 from finecliper.face import layout as Lay
-from finecliper.face.backend import assign_track_ids
-from finecliper.face.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, iou_matrix, ssd_anchor_centres, weighted_nms
+from finecliper.face.backend import assign_track_ids, box_iou
+from finecliper.face.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, ssd_anchor_centres, weighted_nms
 from finecliper.face.facemesh import (FaceMeshAnalyser, FaceMeshConfig, Roi, associate, normalize_radians, roi_from_box,
                                       roi_from_landmarks, roi_matrix)
 from finecliper.face.models import SHA256, model_path
@@ -64,7 +64,7 @@ def test_weighted_nms_averages_overlapping_boxes_by_score():
     assert out.boxes[0] == pytest.approx(w[0] * boxes[1] + w[1] * boxes[0])
     assert out.keypoints[0, 0] == pytest.approx(w[0] * kps[1, 0] + w[1] * kps[0, 0])
     assert out.boxes[1] == pytest.approx(boxes[2])
-    assert iou_matrix(boxes[:1], boxes[2:])[0, 0] == 0
+    assert box_iou(boxes[:1], boxes[2:])[0, 0] == 0
 
 
 def test_roi_rotation_scale_and_crop_matrix():

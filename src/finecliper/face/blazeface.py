@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from finecliper.face.backend import box_iou
 from finecliper.face.models import SHA256, model_path
 from finecliper.litert import load_interpreter
 
@@ -86,19 +87,6 @@ class Detections:
         return Detections(self.boxes[:n], self.keypoints[:n], self.scores[:n])
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) with b (M, 4), x0 y0 x1 y1; 0 where they do not overlap."""
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where((inter > 0) & (union > 0), inter / np.where(union > 0, union, 1), 0.0)
-
-
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
                  threshold: float = NMS_IOU) -> Detections:
     """Weighted non-maximum suppression (see module doc, step 4)."""
@@ -107,7 +95,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     out_b, out_k, out_s = [], [], []
     rest = np.arange(len(scores))
     while len(rest):
-        near = iou_matrix(boxes[rest[:1]], boxes[rest])[0] > threshold
+        near = box_iou(boxes[rest[:1]], boxes[rest])[0] > threshold
         near[0] = True                       # the best box (a zero-area one overlaps nothing, itself included)
         group = rest[near]
         w = scores[group][:, None]
@@ -128,7 +116,6 @@ class BlazeFace:
         if model not in MODELS:
             raise ValueError(f"detector model must be 0 (short range) or 1 (full range), got {model!r}")
         self.model = MODELS[model]
-        self.model_index = model
         self.min_score = float(min_score)
         self._interp = load_interpreter(model_path(self.model.file), sha256=SHA256[self.model.file])
         inp = self._interp.get_input_details()[0]

@@ -41,7 +41,7 @@ import numpy as np
 
 import finecliper
 from finecliper.face import layout
-from finecliper.face.backend import FaceDetection, FaceTrack, build_track
+from finecliper.face.backend import FaceDetection, FaceTrack, box_iou, build_track
 from finecliper.face.blazeface import BlazeFace, Detections
 from finecliper.face.models import SHA256, model_path
 from finecliper.litert import load_interpreter
@@ -117,18 +117,9 @@ def associate(detected: list[Roi], tracked: list[Roi], threshold: float = ROI_IO
     out: list[Roi] = []
     for roi in detected + tracked:
         box = roi.box()
-        out = [r for r in out if _iou(r.box(), box) <= threshold]
+        out = [r for r in out if box_iou(r.box(), box)[0, 0] <= threshold]
         out.append(roi)
     return out
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @dataclass
