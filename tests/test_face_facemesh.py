@@ -92,6 +92,7 @@ def test_roi_from_landmarks_and_association():
     assert roi.angle == pytest.approx(0)
     a, b, c = Roi(50, 50, 40, 0), Roi(52, 51, 40, 0), Roi(200, 50, 40, 0)
     assert associate([a, c], [b]) == [c, b]   # the tracked ROI replaces the detection it overlaps
+    assert associate([], [a, b, c]) == [b, c]  # two tracked ROIs on one face become one
 
 
 def test_vendored_models_are_checked_and_refused_when_altered(tmp_path):

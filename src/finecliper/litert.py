@@ -29,7 +29,11 @@ def native_stderr_silenced() -> Iterator[None]:
     """Send file descriptor 2 to /dev/null for the duration (C/C++ log lines included)."""
     with contextlib.suppress(AttributeError, ValueError):
         sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a detached process): nothing to silence
+        yield
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)

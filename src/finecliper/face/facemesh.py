@@ -272,10 +272,11 @@ class FaceMeshAnalyser:
     def frame_faces(self, frame: np.ndarray, tracked: list[Roi]) -> list[MeshFace]:
         """The faces of one frame, given the ROIs tracked from the previous one (empty in static mode)."""
         c = self.cfg
-        rois = tracked
+        detected: list[Roi] = []
         if len(tracked) < c.max_faces:
             det: Detections = self.detector.detect(frame).take(c.max_faces)
-            rois = associate([roi_from_box(b, k[0], k[1]) for b, k in zip(det.boxes, det.keypoints)], tracked)
+            detected = [roi_from_box(b, k[0], k[1]) for b, k in zip(det.boxes, det.keypoints)]
+        rois = associate(detected, tracked)   # also merges tracked ROIs that converged on one face
         faces = []
         for roi in rois:
             face = self.mesh.run(frame, roi)
