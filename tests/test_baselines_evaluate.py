@@ -74,7 +74,7 @@ def write_cache(cache, clips_dir, invalid_clips=(SAD_CLIP,), hw_override=None):
     return cache
 
 
-def test_without_cache_mediapipe_finds_the_face_and_fer_the_smile(dataset, fer, tmp_path):
+def test_without_cache_facemesh_finds_the_face_and_fer_the_smile(dataset, fer, tmp_path):
     cfg, _ = dataset
     s = evaluate_baseline(fer, cfg, 1, None, tmp_path, num_frames=8)
     for f in REPORT_FILES:
@@ -85,7 +85,7 @@ def test_without_cache_mediapipe_finds_the_face_and_fer_the_smile(dataset, fer, 
     # noise clips have no face: 6 misses, the face clip a hit -> recall 1 for happiness, 0 elsewhere
     assert s["n"] == 7 and s["n_no_prediction"] == 6
     assert s["uar"] == pytest.approx(1 / 7) and s["war"] == pytest.approx(1 / 7)
-    assert s["unpredictable_classes"] == [] and s["face_source"].startswith("mediapipe")
+    assert s["unpredictable_classes"] == [] and s["face_source"].startswith("facemesh")
     assert s["baseline"]["name"] == "fer" and s["fold"] == 1
 
 

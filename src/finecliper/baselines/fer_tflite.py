@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from finecliper.baselines.base import FER2013_TO_CANONICAL, BaselineError, check_mapping
+from finecliper.litert import ModelFileError, load_interpreter
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # fer's _get_labels()
 MODEL_RELPATH = Path("data") / "emotion_model_quantized.tflite"
@@ -68,18 +69,14 @@ class FerClassifier:
     mapping = FER2013_TO_CANONICAL
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = None, max_batch: int = 64):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as e:
-            raise BaselineError(f"cannot import ai_edge_litert ({e}).\n{INSTALL_HINT}") from e
         self.model_path = Path(model_path) if model_path else find_fer_model()
         if not self.model_path.is_file():
             raise BaselineError(f"fer model file not found: {self.model_path}.\n{INSTALL_HINT}")
         check_mapping(self.class_names, self.mapping)
         try:
-            self._interp = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
-        except (ValueError, RuntimeError) as e:
-            raise BaselineError(f"{self.model_path}: not a loadable TFLite model ({e})") from e
+            self._interp = load_interpreter(self.model_path, num_threads=num_threads)
+        except ModelFileError as e:
+            raise BaselineError(f"{e}.\n{INSTALL_HINT}") from e
         self.num_threads = num_threads
         self.max_batch = int(max_batch)
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
@@ -87,7 +84,7 @@ class FerClassifier:
             raise BaselineError(f"{self.model_path}: expected input (N, 64, 64, 1) and {len(FER_CLASSES)} outputs, "
                                 f"got {inp['shape'].tolist()} -> {out['shape'].tolist()}")
         self._in, self._out = inp["index"], out["index"]
-        self._batch = 0  # batch size the tensors are allocated for
+        self._batch = int(inp["shape"][0])  # batch size the tensors are allocated for
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """x (n, 64, 64, 1) float32 -> (n, 7)."""

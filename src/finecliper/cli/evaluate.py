@@ -11,7 +11,7 @@ def add_arguments(p) -> None:
                    help="checkpoint directory; '{fold}' in it is replaced per fold (e.g. runs/x/fold_{fold}/best)")
     p.add_argument("--baseline", choices=sorted(BASELINES),
                    help="score a static per-frame baseline instead of a checkpoint (same clips, metrics and reports; "
-                        "faces from face_cache=DIR, else MediaPipe)")
+                        "faces from face_cache=DIR, else the face mesh)")
     p.add_argument("--baseline-mode", choices=["mean", "vote"], default="mean",
                    help="how a baseline's frame predictions make the clip's: mean probability or majority vote")
     p.add_argument("--config", help="experiment YAML giving data.* (and face_cache/descriptions)")

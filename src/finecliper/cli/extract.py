@@ -17,11 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", default="0/1", help="i/n: this run takes every n-th clip from the i-th (default 0/1)")
     p.add_argument("--raw", action="store_true",
                    help="raw footage: detect and follow the largest face, crop it (smoothed box) before analysis")
-    p.add_argument("--backend", choices=["mediapipe", "facexformer"], help="face backend (default mediapipe)")
+    p.add_argument("--backend", choices=["facemesh", "facexformer"],
+                   help="face backend (default facemesh: MediaPipe's face models on LiteRT)")
     p.add_argument("--checkpoint", help="FaceXFormer checkpoint (ckpts/model.pt) for --backend facexformer")
-    p.add_argument("--config", help="YAML file for ExtractConfig (backend, mediapipe.*, crop.*, chunk)")
+    p.add_argument("--config", help="YAML file for ExtractConfig (backend, facemesh.*, crop.*, chunk)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. mediapipe.max_faces=2 crop.out_size=256")
+                   help="config overrides, e.g. facemesh.max_faces=2 crop.out_size=256")
 
 
 def run(args: argparse.Namespace) -> int:

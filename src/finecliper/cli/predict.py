@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
     p.add_argument("--overlay", metavar="OUT.mp4", help="write the video with boxes, track ids and running labels")
     p.add_argument("--out", metavar="FILE", help="write the results as .json or .csv")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
-    p.add_argument("--config", help="YAML with PredictConfig fields (crop.*, mediapipe.*, batch_size, ...)")
+    p.add_argument("--config", help="YAML with PredictConfig fields (crop.*, facemesh.*, batch_size, ...)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a PredictConfig field, e.g. --set crop.margin=0.3 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no table on the terminal")

@@ -3,12 +3,17 @@
 ``open_frames(path)`` returns a :class:`FrameSource`; ``.read(indices)`` gives (T, H, W, 3) uint8 RGB.
 Folders list jpg/jpeg/png in natural order (frame_2 before frame_10). Videos are decoded with PyAV
 (FFmpeg, ``thread_type="AUTO"``), stopping after the last frame that is needed.
+
+Frames are always returned as they are meant to be seen. Videos: every decode path goes through
+:func:`decode_video` + :func:`upright_rgb`, which turns each frame by the stream's display rotation (the
+display-matrix side data phones write instead of rotating the pixels; PyAV's ``VideoFrame.rotation``,
+counter-clockwise degrees, rounded to quarter turns). Images: ``cv2.imread`` applies the EXIF orientation.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -26,6 +31,40 @@ class FrameSource(Protocol):
     fps: float | None
 
     def read(self, indices: Sequence[int]) -> np.ndarray: ...  # (T, H, W, 3) uint8 RGB
+
+
+def display_quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns (0-3) that bring a decoded ``av.VideoFrame`` upright."""
+    return int(round(float(frame.rotation) / 90.0)) % 4
+
+
+def upright_rgb(frame) -> np.ndarray:
+    """A decoded ``av.VideoFrame`` as (H, W, 3) uint8 RGB, turned by its display rotation."""
+    rgb = frame.to_ndarray(format="rgb24")
+    k = display_quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def decode_video(path: str | Path) -> Iterator:
+    """The decoded ``av.VideoFrame`` objects of a video's first video stream, in order (threaded decode).
+
+    Convert each with :func:`upright_rgb` (or skip the conversion of frames that are not needed).
+    Errors name the file and raise ``FrameError``.
+    """
+    import av
+
+    path = Path(path)
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise FrameError(f"{path}: no video stream in the file")
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            yield from c.decode(s)
+    except FrameError:
+        raise
+    except Exception as e:  # av.error.* : corrupt or truncated data
+        raise FrameError(f"{path}: decoding failed ({type(e).__name__}: {e}); the file is corrupt or truncated") from e
 
 
 def natural_key(name: str) -> list:
@@ -103,25 +142,21 @@ class VideoFrames:
         self.num_frames = n
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        import av
-
         idx = _check_indices(indices, self.num_frames, self.path)
         if idx.size == 0:
             return np.zeros((0, 0, 0, 3), np.uint8)
         wanted = set(idx.tolist())
         last = int(idx.max())
         got: dict[int, np.ndarray] = {}
+        frames = decode_video(self.path)
         try:
-            with av.open(str(self.path)) as c:
-                s = c.streams.video[0]
-                s.thread_type = "AUTO"
-                for i, frame in enumerate(c.decode(s)):
-                    if i in wanted:
-                        got[i] = frame.to_ndarray(format="rgb24")
-                    if i >= last:
-                        break
-        except Exception as e:
-            raise FrameError(f"{self.path}: decoding failed ({type(e).__name__}: {e}); the file is corrupt") from e
+            for i, frame in enumerate(frames):
+                if i in wanted:
+                    got[i] = upright_rgb(frame)
+                if i >= last:
+                    break
+        finally:
+            frames.close()
         missing = wanted - got.keys()
         if missing:
             raise FrameError(f"{self.path}: the container reports {self.num_frames} frames but frame {min(missing)} "

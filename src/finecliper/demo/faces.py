@@ -4,8 +4,9 @@ Sources (no download, no network): scikit-image ``data.astronaut()`` (512×512 c
 ``sample_data/grace_hopper.jpg`` (600×512 colour), scikit-image ``data.lfw_subset()`` (200 grayscale
 25×25 crops; the first 100 are faces, the rest are not). Each photo becomes one *identity* of the demo
 dataset: a square face crop of ``size`` pixels (the large photos around the detected face, the LFW crops
-upscaled whole) and its 478-point MediaPipe mesh, detected once. Photos where FaceMesh finds no face
-are skipped and reported.
+upscaled whole) and its face mesh, detected once (``facemesh``: 468 points, plus 10 iris points placed
+at the eye centres, since the animation pins irises and MediaPipe's iris model is not shipped). Photos
+where the mesh finds no face are skipped and reported.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+
+from finecliper.face import layout
+from finecliper.face.facemesh import FaceMeshAnalyser
 
 LFW_FACES = 100  # data.lfw_subset(): images 0..99 are faces, 100..199 are not
 CROP_MARGIN = 1.5  # side of the square crop / larger side of the mesh box (DFEW crops are tight)
@@ -33,7 +37,7 @@ class DemoFace:
 
     name: str
     image: np.ndarray  # (S, S, 3) uint8 RGB
-    mesh: np.ndarray  # (478, 2) float32
+    mesh: np.ndarray  # (478, 2) float32: 468 mesh points + 10 approximate iris points
     source: str
 
 
@@ -75,6 +79,19 @@ def square_crop(image: np.ndarray, centre: tuple[float, float], side: float, siz
     return crop, A
 
 
+def with_irises(points: np.ndarray) -> np.ndarray:
+    """(468, 2) mesh → (478, 2): per eye (subject's right first, MediaPipe's order) its centre and four
+    points around it, a fifth of the eye's width away (less vertically, to stay inside the lids)."""
+    out = [np.asarray(points[:468], np.float32)]
+    for poly, (outer, inner) in ((layout.RIGHT_EYE_POLY, (33, 133)), (layout.LEFT_EYE_POLY, (263, 362))):
+        eye = points[list(poly)]
+        centre = eye.mean(0)
+        r = 0.2 * float(np.linalg.norm(points[outer] - points[inner]))
+        ry = min(r, 0.45 * float(eye[:, 1].max() - eye[:, 1].min()))
+        out.append(centre + np.array([[0, 0], [r, 0], [0, -ry], [-r, 0], [0, ry]], np.float32))
+    return np.concatenate(out).astype(np.float32)
+
+
 def face_crop(photo: Photo, analyser, size: int) -> DemoFace | None:
     """The photo cropped to its face (or upscaled whole when it is already a face crop) + the mesh; None if no face."""
     img = photo.image
@@ -91,21 +108,19 @@ def face_crop(photo: Photo, analyser, size: int) -> DemoFace | None:
     faces = analyser.detect(crop[None], video=False)[0]
     if not faces:
         return None
-    return DemoFace(photo.name, crop, faces[0].points.astype(np.float32), photo.source)
+    return DemoFace(photo.name, crop, with_irises(faces[0].points), photo.source)
 
 
 def load_faces(n: int | None = None, size: int = 224, analyser=None) -> tuple[list[DemoFace], list[str]]:
     """Up to ``n`` identities (all 2 + 100 photos when None) as (faces, names of photos skipped: no face found).
 
-    ``analyser``: a ``MediapipeFaceAnalyser`` (one is made when None).
+    ``analyser``: a ``FaceMeshAnalyser`` (one is made when None).
     """
     if n is not None and n < 1:
         raise ValueError(f"need at least one identity, asked for {n}")
     own = analyser is None
     if own:
-        from finecliper.face.mediapipe_backend import MediapipeFaceAnalyser
-
-        analyser = MediapipeFaceAnalyser()
+        analyser = FaceMeshAnalyser()
     faces: list[DemoFace] = []
     skipped: list[str] = []
     try:

@@ -5,7 +5,7 @@ Stages (each the same library call the matching subcommand makes):
 1. generate  ``demo.synth.make_demo_dataset``: clips animated from the shipped photos, DFEW layout,
              held-out identities as the test split of fold 1;
 2. prepare   ``data.prepare.prepare``: validate the split files against the frames, write the manifest;
-3. extract   ``face.extract.run_extraction``: MediaPipe landmarks + parsing maps of every frame;
+3. extract   ``face.extract.run_extraction``: face-mesh landmarks + parsing maps of every frame;
 4. describe  ``text.describe.run_describe`` with the label-free landmark backend;
 5. backbones a tiny randomly initialised CLIP (OpenAI ``.pt``) and Long-CLIP (Long-CLIP ``.pt``),
              written in their real formats by ``clip.testing.save_tiny_clip``;
@@ -249,7 +249,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print,
                         on_progress=lambda d, n, s: tick("extract", d, n))
     if ex.failed:
         raise DemoError(f"face extraction failed on {len(ex.failed)} clips, e.g. {ex.failed[0]}")
-    stage("extract", t0, f"{ex.frames} frames, {ex.fps:.0f} frames/s (MediaPipe face mesh -> landmarks + parsing)")
+    stage("extract", t0, f"{ex.frames} frames, {ex.fps:.0f} frames/s (face mesh on LiteRT -> landmarks + parsing)")
 
     # 4. describe
     t0 = time.perf_counter()

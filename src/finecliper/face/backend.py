@@ -24,7 +24,8 @@ class FaceDetection:
     landmarks68: np.ndarray          # (68, 2) float32, frame pixels
     box: np.ndarray                  # (4,) float32 x0 y0 x1 y1
     confidence: float
-    points: np.ndarray | None = None  # backend's own dense points (mediapipe: (478, 2)) for parsing
+    points: np.ndarray | None = None  # backend's own dense points (facemesh: (468, 2)) for parsing
+    depth68: np.ndarray | None = None  # (68,) float32 mesh z of the 68 points: pixels (x scale), smaller = nearer
 
     @property
     def area(self) -> float:
@@ -36,7 +37,9 @@ class FaceTrack:
     """The primary face of each of T frames.
 
     Invalid frames have ``valid=False``, a reason code and an all-background label map; their landmarks
-    and box are zeros when no face was seen, else those of the rejected face.
+    and box are zeros when no face was seen, else those of the rejected face. ``depth68`` is the mesh z
+    of each landmark (pixels, the x scale; MediaPipe's sign: smaller = nearer the camera), NaN where the
+    backend has no depth (FaceXFormer) or no face was seen; left out, it is all NaN.
     """
     landmarks68: np.ndarray   # (T, 68, 2) float32, frame pixels
     parsing: np.ndarray       # (T, H', W') uint8 LaPa ids; covers the whole frame, H'/H == W'/W (±rounding)
@@ -47,6 +50,14 @@ class FaceTrack:
     reasons: np.ndarray       # (T,) uint8, REASON_* codes (0 where valid)
     frame_hw: tuple[int, int]
     meta: dict[str, Any] = field(default_factory=dict)
+    depth68: np.ndarray | None = None  # (T, 68) float32
+
+    def __post_init__(self) -> None:
+        t = int(self.valid.shape[0])
+        if self.depth68 is None:
+            self.depth68 = np.full((t, 68), np.nan, np.float32)
+        elif self.depth68.shape != (t, 68):
+            raise ValueError(f"depth68 must be ({t}, 68), got {self.depth68.shape}")
 
     def __len__(self) -> int:
         return int(self.valid.shape[0])
@@ -180,6 +191,8 @@ def build_track(detections: list[list[FaceDetection]], frame_hw: tuple[int, int]
             continue
         best = max(dets, key=lambda d: d.area)
         track.landmarks68[i], track.boxes[i], track.confidence[i] = best.landmarks68, best.box, best.confidence
+        if best.depth68 is not None:
+            track.depth68[i] = best.depth68
         if len(dets) > 1 and multiple_faces == "invalid":
             track.reasons[i] = REASON_SEVERAL_FACES
         elif best.confidence < min_confidence:

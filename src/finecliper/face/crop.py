@@ -1,6 +1,7 @@
 """Face crops from raw footage: detect every face, follow the largest one, smooth its box, crop squares.
 
-1. ``detect_faces``: MediaPipe full-range face detector on every frame (all faces, boxes + scores).
+1. ``detect_faces``: BlazeFace full-range detector on every frame (short range where it finds none), each
+   detection confirmed by the face mesh (``facemesh.confirmed``) so that text and textures give none.
 2. ``pick_main_track``: IoU tracker over the detections; the track with the largest summed area wins.
 3. ``smooth_boxes``: missing frames interpolated, then Savitzky–Golay on centre x, centre y and side.
 4. ``crop_frames``: square crop with a margin, resized to S×S by one affine warp per frame
@@ -14,6 +15,8 @@ import cv2
 import numpy as np
 
 from finecliper.face.backend import assign_track_ids, FaceDetection
+from finecliper.face.blazeface import BlazeFace
+from finecliper.face.facemesh import FaceMesh, FaceMeshConfig, confirmed, roi_from_box
 
 
 @dataclass
@@ -22,8 +25,8 @@ class CropConfig:
     out_size: int = 224
     smooth_window: int = 9           # Savitzky–Golay window in frames (odd; shrunk for short clips)
     smooth_order: int = 2
-    detector_model: int = 1          # mediapipe face_detection model_selection: 1 = full range (≤5 m)
-    min_detection_confidence: float = 0.5
+    detector_model: int = 1          # BlazeFace 0 = short range (close faces), 1 = full range (small, distant faces)
+    min_detection_confidence: float = 0.6  # the full-range model's own threshold in MediaPipe's graph
 
 
 @dataclass
@@ -40,31 +43,38 @@ class CropTrack:
 
 
 class FaceDetector:
-    """MediaPipe's bundled BlazeFace detector (short or full range), boxes in frame pixels."""
+    """BlazeFace boxes in frame pixels (largest first), each confirmed by the face mesh.
 
-    def __init__(self, model: int = 1, min_confidence: float = 0.5):
+    ``model`` 1 (full range, for small and distant faces) falls back to the short-range model on frames
+    where it confirms no face: the full-range model misses faces that fill the frame (a face-crop
+    video). ``verify`` sets the confirmation rule (presence, size, geometry; ``FaceMeshConfig``
+    defaults when None); the mesh runs once per detection, on the detection's own ROI.
+    """
+
+    def __init__(self, model: int = 1, min_confidence: float = 0.6, verify: FaceMeshConfig | None = None):
         self.model, self.min_confidence = model, min_confidence
-        self._det = None
+        self.verify = verify or FaceMeshConfig()
+        self.detectors = [BlazeFace(model, min_confidence)] + ([BlazeFace(0, min_confidence)] if model == 1 else [])
+        self.mesh = FaceMesh()
+
+    def describe(self) -> dict:
+        return {"detectors": [d.describe() for d in self.detectors], "verified_by": "facemesh presence + geometry",
+                "min_presence": self.verify.min_presence, "min_face_size": self.verify.min_face_size,
+                "max_yaw": self.verify.max_yaw}
 
     def __call__(self, frame: np.ndarray) -> list[FaceDetection]:
-        if self._det is None:
-            import mediapipe as mp
-
-            self._det = mp.solutions.face_detection.FaceDetection(
-                model_selection=self.model, min_detection_confidence=self.min_confidence)
-        h, w = frame.shape[:2]
-        res = self._det.process(np.ascontiguousarray(frame))
-        out = []
-        for d in res.detections or ():
-            bb = d.location_data.relative_bounding_box
-            box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h], np.float32)
-            out.append(FaceDetection(np.zeros((68, 2), np.float32), box, float(d.score[0])))
+        out: list[FaceDetection] = []
+        for detector in self.detectors:
+            det = detector.detect(frame)
+            for box, kps, score in zip(det.boxes, det.keypoints, det.scores):
+                if confirmed(self.mesh.run(frame, roi_from_box(box, kps[0], kps[1])), self.verify):
+                    out.append(FaceDetection(np.zeros((68, 2), np.float32), (box - 0.5).astype(np.float32), float(score)))
+            if out:
+                break
         return sorted(out, key=lambda d: -d.area)
 
     def close(self) -> None:
-        if self._det is not None:
-            self._det.close()
-            self._det = None
+        """Nothing to release (kept for callers that close their detector)."""
 
 
 def detect_faces(frames, detector: FaceDetector) -> list[list[FaceDetection]]:

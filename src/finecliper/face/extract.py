@@ -1,8 +1,9 @@
 """Run a face backend on every frame of every clip and write the face cache (see ``face.cache``).
 
-Face-crop datasets (DFEW/FERV39k/MAFW frames): the backend runs on the frames as they are, in video
-mode (mesh tracking). ``raw=True`` (own footage): faces are first detected and followed, the box is
-smoothed, and the backend runs on S×S crops; the cache then refers to the crops and stores the crop
+Face-crop datasets (DFEW/FERV39k/MAFW frames): the backend (default ``facemesh``: MediaPipe's face
+models on our own LiteRT graph) runs on the frames as they are, in video mode (mesh tracking).
+``raw=True`` (own footage): faces are first detected and followed, the box is smoothed, and the
+backend runs on S×S crops; the cache then refers to the crops and stores the crop
 parameters (``crop_centres``, ``crop_sides``) to map back to the frame.
 
 Frames are read in chunks of ``chunk`` frames (videos are decoded as one stream), so long videos fit in
@@ -20,15 +21,17 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+import finecliper
+from finecliper.data.frames import IMAGE_EXTS, VIDEO_EXTS, VideoFrames, decode_video, natural_key, open_frames, upright_rgb
 from finecliper.face.backend import FaceTrack, concat_tracks
 from finecliper.face.cache import (FaceCacheError, cache_path, open_or_create, read_cache_hash,
                                    save_face_cache)
 from finecliper.face.crop import CropConfig, FaceDetector, crop_frames, detect_faces, pick_main_track, smooth_boxes
 from finecliper.face.facexformer import FaceXFormerAnalyser, FaceXFormerAnalyserConfig
-from finecliper.face.mediapipe_backend import MediapipeConfig, MediapipeFaceAnalyser
+from finecliper.face.facemesh import FaceMeshAnalyser, FaceMeshConfig
 
-BACKENDS = ("mediapipe", "facexformer")
-EXTRACTOR_VERSION = 1  # bump when extraction logic changes the cache content
+BACKENDS = ("facemesh", "facexformer")
+EXTRACTOR_VERSION = 2  # bump when extraction logic changes the cache content (2: facemesh on LiteRT, depth)
 
 
 @dataclass
@@ -42,8 +45,8 @@ class FaceXFormerExtractConfig:
 
 @dataclass
 class ExtractConfig:
-    backend: str = "mediapipe"                # mediapipe (offline default) | facexformer (the paper's)
-    mediapipe: MediapipeConfig = field(default_factory=MediapipeConfig)
+    backend: str = "facemesh"                 # facemesh (offline default) | facexformer (the paper's)
+    facemesh: FaceMeshConfig = field(default_factory=FaceMeshConfig)
     facexformer: FaceXFormerExtractConfig = field(default_factory=FaceXFormerExtractConfig)
     raw: bool = False                         # own footage: detect, follow and crop the largest face first
     crop: CropConfig = field(default_factory=CropConfig)
@@ -51,8 +54,8 @@ class ExtractConfig:
 
 
 def make_analyser(cfg: ExtractConfig):
-    if cfg.backend == "mediapipe":
-        return MediapipeFaceAnalyser(cfg.mediapipe)
+    if cfg.backend == "facemesh":
+        return FaceMeshAnalyser(cfg.facemesh)
     if cfg.backend == "facexformer":
         c = cfg.facexformer
         if not c.checkpoint:
@@ -62,19 +65,23 @@ def make_analyser(cfg: ExtractConfig):
 
 
 def parsing_size(cfg: ExtractConfig) -> int:
-    return cfg.facexformer.analyser.parsing_size if cfg.backend == "facexformer" else cfg.mediapipe.parsing_size
+    return cfg.facexformer.analyser.parsing_size if cfg.backend == "facexformer" else cfg.facemesh.parsing_size
 
 
-def extractor_info(cfg: ExtractConfig, analyser=None) -> dict[str, Any]:
+def make_detector(cfg: ExtractConfig) -> FaceDetector:
+    """The raw-footage face detector (``raw=True``)."""
+    return FaceDetector(cfg.crop.detector_model, cfg.crop.min_detection_confidence)
+
+
+def extractor_info(cfg: ExtractConfig, analyser=None, detector: FaceDetector | None = None) -> dict[str, Any]:
     """Everything that determines the cache content; its hash identifies the cache."""
     analyser = analyser or make_analyser(cfg)
-    info = {"extractor_version": EXTRACTOR_VERSION, **analyser.describe(), "raw": cfg.raw,
-            "landmarks": "iBUG-68, frame pixels, pixel-centre convention",
+    info = {"extractor_version": EXTRACTOR_VERSION, "finecliper": finecliper.__version__, **analyser.describe(),
+            "raw": cfg.raw, "landmarks": "iBUG-68, frame pixels, pixel-centre convention",
+            "depth": "mesh z per landmark, pixels (x scale), smaller = nearer; NaN = none",
             "parsing": f"LaPa ids, whole frame, longer side {parsing_size(cfg)}"}
     if cfg.raw:
-        import mediapipe
-
-        info["crop"] = {**dataclasses.asdict(cfg.crop), "detector": f"mediapipe {mediapipe.__version__}"}
+        info["crop"] = {**dataclasses.asdict(cfg.crop), "detector": (detector or make_detector(cfg)).describe()}
     return info
 
 
@@ -85,8 +92,6 @@ def discover_clips(root: str | Path) -> list[tuple[str, Path]]:
 
     Clip id = path relative to ``root`` without the video extension ('00001', 'Scene/Happy/0001').
     """
-    from finecliper.data.frames import IMAGE_EXTS, VIDEO_EXTS, natural_key
-
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"clips folder not found: {root}")
@@ -139,27 +144,15 @@ def shard(clips: list, i: int, n: int) -> list:
 
 
 def iter_chunks(path: str | Path, chunk: int) -> Iterator[np.ndarray]:
-    """(t, H, W, 3) uint8 RGB chunks of a clip, in order; videos decoded once as a stream."""
-    from finecliper.data.frames import FrameError, VideoFrames, open_frames
-
+    """(t, H, W, 3) uint8 RGB chunks of a clip, in order, upright; videos decoded once as a stream."""
     src = open_frames(path)
     if isinstance(src, VideoFrames):
-        import av
-
         buf = []
-        try:
-            with av.open(str(src.path)) as c:
-                s = c.streams.video[0]
-                s.thread_type = "AUTO"
-                for frame in c.decode(s):
-                    buf.append(frame.to_ndarray(format="rgb24"))
-                    if len(buf) == chunk:
-                        yield np.stack(buf)
-                        buf = []
-        except FrameError:
-            raise
-        except Exception as e:
-            raise FrameError(f"{src.path}: decoding failed ({type(e).__name__}: {e})") from e
+        for frame in decode_video(src.path):
+            buf.append(upright_rgb(frame))
+            if len(buf) == chunk:
+                yield np.stack(buf)
+                buf = []
         if buf:
             yield np.stack(buf)
     else:
@@ -173,7 +166,7 @@ def extract_clip(path: str | Path, analyser, cfg: ExtractConfig,
     if not cfg.raw:
         parts = [analyser.analyse(c, video=True, reset=(k == 0)) for k, c in enumerate(iter_chunks(path, cfg.chunk))]
         return concat_tracks(parts), {}
-    detector = detector or FaceDetector(cfg.crop.detector_model, cfg.crop.min_detection_confidence)
+    detector = detector or make_detector(cfg)
     dets, hw = [], None
     for c in iter_chunks(path, cfg.chunk):  # pass 1: detections (the box smoother needs the whole clip)
         hw = c.shape[1:3]
@@ -205,12 +198,13 @@ class ExtractSummary:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg: ExtractConfig, out_dir: str, ext_hash: str) -> None:
+def _init_worker(cfg: ExtractConfig, out_dir: str, ext_hash: str, analyser=None,
+                 detector: FaceDetector | None = None) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker
-    _WORKER.update(cfg=cfg, out_dir=out_dir, hash=ext_hash, analyser=make_analyser(cfg),
-                   detector=FaceDetector(cfg.crop.detector_model, cfg.crop.min_detection_confidence) if cfg.raw else None)
+    _WORKER.update(cfg=cfg, out_dir=out_dir, hash=ext_hash, analyser=analyser or make_analyser(cfg),
+                   detector=(detector or make_detector(cfg)) if cfg.raw else None)
 
 
 def _work(item: tuple[str, str]) -> tuple[str, int, str | None]:
@@ -233,7 +227,8 @@ def run_extraction(clips: list[tuple[str, Path]], out_dir: str | Path, cfg: Extr
     """
     out_dir = Path(out_dir)
     analyser = make_analyser(cfg)
-    manifest = open_or_create(out_dir, extractor_info(cfg, analyser))  # refuses a foreign cache
+    detector = make_detector(cfg) if cfg.raw else None
+    manifest = open_or_create(out_dir, extractor_info(cfg, analyser, detector))  # refuses a foreign cache
     h = manifest["extractor_hash"]
     summary = ExtractSummary()
     todo = []
@@ -259,14 +254,14 @@ def run_extraction(clips: list[tuple[str, Path]], out_dir: str | Path, cfg: Extr
     if on_progress:
         on_progress(summary.skipped, total, summary)
     if workers <= 1 or len(todo) <= 1:
-        _init_worker(cfg, str(out_dir), h)
+        _init_worker(cfg, str(out_dir), h, analyser, detector)
         try:
             for item in todo:
                 record(_work(item))
         finally:
             _WORKER.clear()
     else:
-        # spawn: mediapipe graphs and their threads must not be forked
+        # spawn: LiteRT interpreters and torch threads must not be forked
         ctx = mp_ctx.get_context("spawn")
         with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(cfg, str(out_dir), h)) as pool:
             for res in pool.imap_unordered(_work, todo):

@@ -12,7 +12,7 @@ the released ``ckpts/model.pt`` loads strictly after :func:`convert_released_sta
   positional encoding; 7 task tokens (landmarks, pose, attribute, visibility, age, gender, race) + 11 mask
   tokens; parsing = hypernetwork(mask tokens) · (two transposed convs of the image tokens) → (B, 11, 224, 224).
 
-The analyser follows upstream ``inference.py``: face box (here mediapipe's detector instead of MTCNN)
+The analyser follows upstream ``inference.py``: face box (here our BlazeFace detector, ``face.crop.FaceDetector``, instead of MTCNN)
 enlarged by 50 % (25 % per side, clipped to the frame), cropped at integer pixels, resized to 224×224
 bicubic (PIL), ImageNet mean/std. Landmarks (68×2 in [-1, 1]) → crop pixels ``u = ((x+1)·224 − 1)/2`` →
 frame pixels. The parsing argmax (224×224 of the crop) is warped nearest-neighbour onto the frame grid
@@ -35,6 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from finecliper.face.backend import FaceDetection, FaceTrack, build_track
+from finecliper.face.crop import FaceDetector
+from finecliper.face.facemesh import check_frames
+from finecliper.io import sha256_file
 from finecliper.face.facexformer_convert import convert_released_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -368,7 +371,7 @@ def preprocess_crop(frame: np.ndarray, crop: np.ndarray, size: int = 224) -> tor
 @dataclass
 class FaceXFormerAnalyserConfig:
     margin: float = 0.5                 # face box enlarged by 50 % of its size (upstream inference.py)
-    detector_model: int = 0             # mediapipe face_detection: 0 short range (tight DFER crops), 1 full range
+    detector_model: int = 0             # BlazeFace: 0 short range (tight DFER crops), 1 full range
     min_detection_confidence: float = 0.5
     min_confidence: float = 0.5         # below: frame invalid, reason "low confidence"
     multiple_faces: str = "largest"     # or "invalid"
@@ -383,14 +386,12 @@ class FaceXFormerDetection(FaceDetection):
 
 
 class FaceXFormerAnalyser:
-    """FaceAnalyser: mediapipe face boxes, FaceXFormer landmarks and parsing. Frames are independent
+    """FaceAnalyser: BlazeFace face boxes, FaceXFormer landmarks and parsing (no depth: ``depth68`` is NaN). Frames are independent
     (``video``/``reset`` change nothing: the detector runs on every frame)."""
     name = "facexformer"
 
     def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", batch_size: int = 16,
                  cfg: FaceXFormerAnalyserConfig | None = None, allow_pickle: bool = False):
-        from finecliper.face.crop import FaceDetector
-
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.cfg = cfg or FaceXFormerAnalyserConfig()
@@ -400,15 +401,12 @@ class FaceXFormerAnalyser:
         self._sha256: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        import mediapipe as mp
         import transformers
-
-        from finecliper.io import sha256_file
 
         if self._sha256 is None:
             self._sha256 = sha256_file(self.checkpoint)
         return {"backend": self.name, "checkpoint_sha256": self._sha256, "torch": torch.__version__,
-                "transformers": transformers.__version__, "mediapipe": mp.__version__,
+                "transformers": transformers.__version__, "detector": self.detector.describe(),
                 "params": dataclasses.asdict(self.cfg)}
 
     def close(self) -> None:
@@ -426,8 +424,6 @@ class FaceXFormerAnalyser:
         return np.concatenate(lms), np.concatenate(labels)
 
     def detect(self, frames: np.ndarray, video: bool = False, *, reset: bool = True) -> list[list[FaceDetection]]:
-        from finecliper.face.mediapipe_backend import check_frames
-
         frames = check_frames(frames)
         hw = frames.shape[1:3]
         size = self.cfg.model.image_size
@@ -436,7 +432,8 @@ class FaceXFormerAnalyser:
         lms, labels = self._run([preprocess_crop(frames[t], c, size) for t, _, c in jobs])
         out: list[list[FaceDetection]] = [[] for _ in frames]
         for (t, d, c), lm, lab in zip(jobs, lms, labels):
-            out[t].append(FaceXFormerDetection(landmarks_to_frame(lm, c, size), d.box, d.confidence, None, c, lab))
+            out[t].append(FaceXFormerDetection(landmarks_to_frame(lm, c, size), d.box, d.confidence,
+                                               crop=c, crop_labels=lab))
         return out  # the detector's order: largest first
 
     def analyse(self, frames: np.ndarray, video: bool = False, *, reset: bool = True) -> FaceTrack:

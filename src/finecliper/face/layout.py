@@ -1,4 +1,4 @@
-"""Index tables: MediaPipe 478-point mesh → 68-point iBUG/300-W, LaPa label ids, flip tables.
+"""Index tables: MediaPipe 468-point face mesh → 68-point iBUG/300-W, LaPa label ids, flip tables.
 
 Side conventions (read this before touching a table):
 - iBUG/300-W names sides from the *subject's* point of view: 17–21 is the subject's RIGHT brow, which
@@ -41,7 +41,7 @@ IBUG_REGIONS: tuple[tuple[str, range, bool], ...] = (
     ("inner_lip", range(60, 68), True),    # inner corners 60 / 64, upper 61-63, lower 65-67
 )
 
-# MediaPipe mesh index of each iBUG point (468-point mesh; the 10 iris points 468–477 are unused).
+# MediaPipe mesh index of each iBUG point (468-point mesh).
 MESH_TO_68 = np.array([
     # jaw 0–16: the face-oval contour from the image-left ear level down to the chin (152) and up again
     127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 288, 361, 323, 454, 356,

@@ -6,7 +6,7 @@
    (``windows.plan_windows``);
 3. pass 2: decode again, crop each track's S_c x S_c square (S_c = ``crop.out_size``, 224 as the
    datasets' face crops) for the sampled frames; when the variant needs face maps or descriptions
-   (or ``describe``/``explain`` is asked), the mediapipe analyser runs on every crop of the span in
+   (or ``describe``/``explain`` is asked), the face-mesh analyser runs on every crop of the span in
    video mode, one analyser per track (its landmark tracking must not jump between faces);
 4. per window the inputs are built exactly as the test-time dataset builds them (crops resized to the
    model's image size by ``eval_geom``, maps by ``render_clip_maps``, descriptions by the landmark
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from finecliper.face.crop import CropConfig, CropTrack, crop_frames, smooth_boxes
-from finecliper.face.mediapipe_backend import MediapipeConfig
+from finecliper.face.facemesh import FaceMeshAnalyser, FaceMeshConfig
 from finecliper.predict.video import TrackBoxes, VideoInfo, face_tracks, iter_frames, scan_video
 from finecliper.predict.windows import Window, plan_windows
 
@@ -51,7 +51,7 @@ class PredictConfig:
     detect_size: int = 640         # frames are shrunk to this longer side for face detection (0: full size)
     chunk: int = 64                # crops per analyser call
     crop: CropConfig = field(default_factory=CropConfig)
-    mediapipe: MediapipeConfig = field(default_factory=MediapipeConfig)
+    facemesh: FaceMeshConfig = field(default_factory=FaceMeshConfig)
 
 
 @dataclass
@@ -303,11 +303,9 @@ class Predictor:
             buf = buffers[j]
             if not buf:
                 return
-            from finecliper.face.mediapipe_backend import MediapipeFaceAnalyser
-
             d = data[j]
             if analysers[j] is None:
-                analysers[j] = MediapipeFaceAnalyser(self.cfg.mediapipe)
+                analysers[j] = FaceMeshAnalyser(self.cfg.facemesh)
                 reset = True
             else:
                 reset = False

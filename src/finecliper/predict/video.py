@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from finecliper.data.frames import FrameError, FolderFrames, open_frames
+from finecliper.data.frames import FrameError, FolderFrames, decode_video, open_frames, upright_rgb
 from finecliper.face.backend import FaceDetection, assign_track_ids
 
 
@@ -36,7 +36,7 @@ def probe(path: str | Path, default_fps: float = 25.0) -> tuple[float, bool]:
 
 
 def iter_frames(path: str | Path, wanted: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
-    """(H, W, 3) uint8 RGB frames in order; videos are decoded once as a stream (threaded).
+    """(H, W, 3) uint8 RGB frames in order, upright; videos are decoded once as a stream (threaded).
 
     ``wanted(i)`` False: frame i is decoded (inter-frame codecs need it) but not converted to RGB,
     and None is yielded in its place (the conversion is most of the cost at 720p).
@@ -47,20 +47,8 @@ def iter_frames(path: str | Path, wanted: Callable[[int], bool] | None = None) -
         for i in range(src.num_frames):
             yield src.read([i])[0] if wanted is None or wanted(i) else None
         return
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise FrameError(f"{path}: no video stream in the file")
-            s = c.streams.video[0]
-            s.thread_type = "AUTO"
-            for i, frame in enumerate(c.decode(s)):
-                yield frame.to_ndarray(format="rgb24") if wanted is None or wanted(i) else None
-    except FrameError:
-        raise
-    except Exception as e:  # av.error.* : corrupt or truncated data
-        raise FrameError(f"{path}: decoding failed ({type(e).__name__}: {e}); the file is corrupt or truncated") from e
+    for i, frame in enumerate(decode_video(path)):
+        yield upright_rgb(frame) if wanted is None or wanted(i) else None
 
 
 def video_rate(path: str | Path, fps: float):
