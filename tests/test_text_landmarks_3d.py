@@ -1,17 +1,15 @@
 """Rigid head motion is taken out before measuring: a head that nods, turns and tilts is not a face that moves.
 
 Two 3-D faces: a hand-built one (the 2-D iBUG template on an ellipsoid head with a nose), always there,
-and a real one: MediaPipe's face-landmark model (the .tflite file that ships in mediapipe 0.10.14, run
-with LiteRT, no mediapipe import) on a fixed crop of scikit-image's astronaut photo, skipped when a
-file is missing.
+and a real one: the face-mesh network finecliper ships (MediaPipe's face_landmark.tflite, run with
+LiteRT) on a fixed crop of scikit-image's astronaut photo.
 """
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from finecliper.face.layout import MESH_TO_68
+from finecliper.face.models import SHA256, model_path
+from finecliper.litert import load_interpreter
 from finecliper.text.landmark_describer import (
     RIGID_POINTS,
     STILL_TEXT,
@@ -35,29 +33,14 @@ def ellipsoid_face() -> np.ndarray:
     return np.column_stack([TEMPLATE, z]) * SCALE
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
-    spec = importlib.util.find_spec(package)  # finds the folder without importing the package
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0], *parts)
-    return path if path.is_file() else None
-
-
 def mediapipe_face() -> np.ndarray:
-    """(68, 3) crop px: MediaPipe's mesh of the astronaut's face, iBUG-68 points."""
-    model = _package_file("mediapipe", "modules", "face_landmark", "face_landmark.tflite")
-    photo = _package_file("skimage", "data", "astronaut.png")
-    litert = importlib.util.find_spec("ai_edge_litert")
-    if model is None or photo is None or litert is None:
-        pytest.skip(f"needs mediapipe 0.10.14's face_landmark.tflite ({model}), scikit-image's astronaut.png "
-                    f"({photo}) and ai-edge-litert ({litert is not None})")
-    from ai_edge_litert.interpreter import Interpreter
+    """(68, 3) crop px: the vendored MediaPipe face-mesh network on the astronaut's face, iBUG-68 points."""
     from PIL import Image
+    from skimage import data
 
-    crop = np.asarray(Image.open(photo).convert("RGB"))[30:222, 140:332].astype(np.float32) / 255.0  # the face
-    net = Interpreter(str(model))
-    net.allocate_tensors()
-    net.set_tensor(net.get_input_details()[0]["index"], crop[None])
+    crop = np.asarray(Image.fromarray(data.astronaut()).convert("RGB"))[30:222, 140:332]  # the face
+    net = load_interpreter(model_path("face_landmark.tflite"), sha256=SHA256["face_landmark.tflite"])
+    net.set_tensor(net.get_input_details()[0]["index"], (crop.astype(np.float32) / 255.0)[None])
     net.invoke()
     mesh = next(net.get_tensor(d["index"]) for d in net.get_output_details() if d["shape"][-1] == 1404)
     return mesh.reshape(468, 3)[MESH_TO_68].astype(np.float64)
