@@ -1,7 +1,6 @@
 """`finecliper describe` end to end: captions (real MAFW files), landmarks (a face cache), video-llava (tiny model)."""
 import json
 import re
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -88,13 +87,14 @@ def test_landmarks_backend_from_a_face_cache(annotations_dir, all_test_ids, tmp_
     assert "backend: cache has 'landmarks', now 'captions'" in stderr(capsys)
 
 
-def _track(landmarks):
+def _track(landmarks, depth=None):
     from finecliper.face.backend import FaceTrack
 
     T = len(landmarks)
+    extra = {} if depth is None else {"depth68": depth.astype(np.float32)}
     return FaceTrack(landmarks68=landmarks.astype(np.float32), parsing=np.zeros((T, 8, 8), np.uint8),
                      boxes=np.zeros((T, 4), np.float32), valid=np.ones(T, bool), confidence=np.ones(T, np.float32),
-                     n_faces=np.ones(T, np.int16), reasons=np.zeros(T, np.uint8), frame_hw=(512, 512))
+                     n_faces=np.ones(T, np.int16), reasons=np.zeros(T, np.uint8), frame_hw=(512, 512), **extra)
 
 
 def test_landmarks_backend_reads_depth68_and_its_identity_follows_the_describer(tmp_path, monkeypatch):
@@ -108,24 +108,20 @@ def test_landmarks_backend_reads_depth68_and_its_identity_follows_the_describer(
     landmarks, depth = head_motion_clip(face - face.mean(0))
     folder = tmp_path / "faces"
     manifest = open_or_create(folder, {"backend": "synthetic-test", "version": 1})
-    track = _track(landmarks)
-    save_face_cache(cache_path(folder, "with"), track, clip_id="with", extractor_hash=manifest["extractor_hash"],
-                    extra={"depth68": depth.astype(np.float32)})  # as an extra array: FaceTrack.meta today
+    track = _track(landmarks)  # no depth: all NaN, as FaceXFormer's caches
+    save_face_cache(cache_path(folder, "with"), _track(landmarks, depth), clip_id="with",
+                    extractor_hash=manifest["extractor_hash"])
     save_face_cache(cache_path(folder, "without"), track, clip_id="without", extractor_hash=manifest["extractor_hash"])
     backend = D.LandmarksBackend(folder, fps=25.0)
     items = [D.ClipItem("with"), D.ClipItem("without")]
     inputs = [backend.load(it) for it in items]
-    assert inputs[1].depth is None and np.allclose(inputs[0].depth, depth, atol=1e-3)
+    assert inputs[1].depth is None and np.allclose(inputs[0].depth, depth, atol=0.05)  # float16 in the cache
     (text3d, extra3d), (text2d, extra2d) = backend.generate(inputs, items)
     assert extra3d["alignment"] == "3d" and text3d == "No clear facial movement is visible in the clip."
     assert {m["name"] for m in extra3d["head_motions"]} == {"head_tilt_back", "head_turn_left", "head_tilt_left"}
     assert extra3d["head_text"].startswith("The head turns to the subject's left")
     assert extra2d["alignment"] == "2d" and text2d != text3d  # the turn reads as movement without depth
-    # a FaceTrack that carries depth68 as an attribute (the face backend's newer tracks) is read the same way
-    newer = SimpleNamespace(landmarks68=track.landmarks68, meta={}, depth68=depth)
-    assert np.array_equal(D.track_depth(newer), depth.astype(np.float32))
-    with pytest.raises(ValueError, match="depth68 has shape"):
-        D.track_depth(SimpleNamespace(landmarks68=track.landmarks68, meta={}, depth68=depth[:, :5]))
+    assert np.array_equal(D.track_depth(_track(landmarks, depth)), depth.astype(np.float32))
     # the description cache's identity follows the describer's version and every one of its rules
     other = D.LandmarksBackend(folder, fps=25.0, params=dataclasses.replace(D.LD.DEFAULT_PARAMS, seconds_from_s=1.0))
     assert other.model_hash != backend.model_hash
@@ -261,8 +257,7 @@ def test_describe_a_plain_folder_of_clips(clip_folder, tmp_path, capsys):
     # 5 s: times in seconds; the expression starts at 2.0-2.3 s and is held to the end
     assert re.search(r"the mouth opens.* from 2\.[0-4] s to 5\.0 s\.", talk["text"].lower()), talk["text"]
     assert "brows rise" in talk["text"] and find_emotion_words(talk["text"]) == []
-    has_depth = "depth68" in np.load(faces / "talk.npz").files
-    assert talk["alignment"] == ("3d" if has_depth else "2d")
+    assert talk["alignment"] == "3d"  # the face-mesh backend measures depth
     assert "described 2, already cached 0, skipped 0" in stderr(capsys)
     # resumes: nothing to do the second time
     assert describe("--backend", "landmarks", "--clips", clips, "--face-cache", faces, "--fps", 10, "--out", out) == 0

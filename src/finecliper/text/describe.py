@@ -80,17 +80,9 @@ def clip_fps(item: ClipItem, default: float | None) -> float | None:
 
 
 def track_depth(track) -> np.ndarray | None:
-    """``depth68`` of a face track: an attribute of newer FaceTracks, an extra cache array (in ``meta``) before."""
-    depth = getattr(track, "depth68", None)
-    if depth is None:
-        depth = track.meta.get("depth68")
-    if depth is None:
-        return None
-    depth = np.asarray(depth, np.float32)
-    if depth.shape != track.landmarks68.shape[:2]:
-        raise ValueError(f"depth68 has shape {depth.shape}, landmarks {track.landmarks68.shape}: re-run "
-                         f"`finecliper extract`")
-    return depth
+    """The track's ``depth68`` (T, 68), or None where the backend measured no depth (all NaN: FaceXFormer)."""
+    depth = np.asarray(track.depth68, np.float32)
+    return None if np.isnan(depth).all() else depth
 
 
 class LandmarksBackend:
