@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from finecliper.clip.testing import save_tiny_clip
-from finecliper.model.build import build_model
-from finecliper.model.checkpoint import CheckpointError, load_checkpoint
+from finecliper.model.factory import CheckpointError
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.shapes import clip_config, random_clip
@@ -40,7 +39,7 @@ def batch(model, b=2, t=4):
 def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
     clip, _, longclip = backbones
     cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip), classes=CLASSES, num_frames=4)
-    model = build_model(cfg)
+    model = FineCLIPER.from_config(cfg)
     torch.manual_seed(1)
     with torch.no_grad():  # make the tunable weights non-trivial
         for p in model.trainable_parameters():
@@ -64,51 +63,51 @@ def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
 
 def test_refuses_a_different_backbone(backbones, tmp_path):
     clip, other, _ = backbones
-    build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
+    FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match=r"trained on the clip backbone clip\.pt .*other\.pt"):
-        load_checkpoint(tmp_path / "ckpt", clip=other)
+        FineCLIPER.from_pretrained(tmp_path / "ckpt", clip=other)
     rec = json.loads((tmp_path / "ckpt" / "backbones.json").read_text())
     assert rec["clip"]["format"] == "openai" and len(rec["clip"]["sha256"]) == 64
 
 
 def test_refuses_weights_of_another_variant(backbones, tmp_path):
     clip, _, longclip = backbones
-    build_model(ModelConfig(variant="star", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "star")
+    FineCLIPER.from_config(ModelConfig(variant="star", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "star")
     (tmp_path / "base").mkdir()
-    build_model(ModelConfig(variant="base", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "base")
+    FineCLIPER.from_config(ModelConfig(variant="base", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "base")
     # a base config next to star weights: the weights do not fit
     (tmp_path / "base" / "model.safetensors").write_bytes((tmp_path / "star" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match=r"do not fit a 'base' model .*another variant"):
-        load_checkpoint(tmp_path / "base")
+        FineCLIPER.from_pretrained(tmp_path / "base")
 
 
 def test_truncated_weights_and_missing_config_name_the_file(backbones, tmp_path):
     clip, _, _ = backbones
-    d = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
+    d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
     w = d / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="model.safetensors: unreadable safetensors"):
-        load_checkpoint(d)
+        FineCLIPER.from_pretrained(d)
     with pytest.raises(CheckpointError, match="not a finecliper checkpoint"):
-        load_checkpoint(tmp_path)
+        FineCLIPER.from_pretrained(tmp_path)
 
 
 def test_save_is_atomic_and_replaces_previous(backbones, tmp_path):
     clip, _, _ = backbones
-    model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4))
+    model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4))
     d = model.save_pretrained(tmp_path / "ckpt")
     with torch.no_grad():
-        model.video.temporal_embedding.fill_(0.5)
+        model.video_encoder.temporal_embedding.fill_(0.5)
     model.save_pretrained(d)
-    assert torch.all(load_checkpoint(d).video.temporal_embedding == 0.5)
+    assert torch.all(FineCLIPER.from_pretrained(d).video_encoder.temporal_embedding == 0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temp or .old folders left
 
 
 def test_eval_mode_computes_class_prompts_once(backbones):
     clip, _, _ = backbones
-    model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).eval()
+    model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).eval()
     calls = []
-    hook = model.text.register_forward_hook(lambda *a: calls.append(1))
+    hook = model.prompt_encoder.register_forward_hook(lambda *a: calls.append(1))
     with torch.no_grad():
         model(batch(model))
         model(batch(model))
@@ -123,7 +122,7 @@ def test_eager_and_sdpa_attention_give_the_same_model(backbones):
     clip, _, _ = backbones
     outs = []
     for impl in ("sdpa", "eager"):
-        model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4, attention=impl)).eval()
+        model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4, attention=impl)).eval()
         assert model.clip.vision_model.encoder.layers[0].self_attn.config._attn_implementation == impl
         with torch.no_grad():
             outs.append(model(batch(model)).logits)
