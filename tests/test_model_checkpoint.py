@@ -21,7 +21,8 @@ def backbones(tmp_path_factory):
     other = save_tiny_clip(random_clip(cfg, seed=1), root / "other.pt", "openai")
     long_cfg = clip_config(vision_width=64, vision_layers=1, text_width=64, text_layers=2, image_size=32, embed_dim=32)
     longclip = save_tiny_clip(random_clip(long_cfg, seed=2), root / "longclip.pt", "longclip")
-    return clip, other, longclip
+    other_long = save_tiny_clip(random_clip(long_cfg, seed=3), root / "other-longclip.pt", "longclip")
+    return clip, other, longclip, other_long
 
 
 def batch(model, b=2, t=4):
@@ -37,7 +38,7 @@ def batch(model, b=2, t=4):
 
 @pytest.mark.parametrize("variant", ["base", "star", "dagger", "star_dagger"])
 def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
-    clip, _, longclip = backbones
+    clip, _, longclip, _ = backbones
     cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip), classes=CLASSES, num_frames=4)
     model = FineCLIPER.from_config(cfg)
     torch.manual_seed(1)
@@ -62,7 +63,7 @@ def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
 
 
 def test_refuses_a_different_backbone(backbones, tmp_path):
-    clip, other, _ = backbones
+    clip, other, _, _ = backbones
     FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match=r"trained on the clip backbone clip\.pt .*other\.pt"):
         FineCLIPER.from_pretrained(tmp_path / "ckpt", clip=other)
@@ -70,8 +71,55 @@ def test_refuses_a_different_backbone(backbones, tmp_path):
     assert rec["clip"]["format"] == "openai" and len(rec["clip"]["sha256"]) == 64
 
 
+@pytest.mark.parametrize("variant", ["dagger", "star_dagger"])
+def test_refuses_a_different_longclip(backbones, tmp_path, variant):
+    clip, _, longclip, other_long = backbones
+    cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip), classes=CLASSES, num_frames=4)
+    FineCLIPER.from_config(cfg).save_pretrained(tmp_path / "ckpt")
+    rec = json.loads((tmp_path / "ckpt" / "backbones.json").read_text())
+    assert set(rec) == {"clip", "longclip"} and rec["longclip"]["format"] == "longclip"
+    with pytest.raises(CheckpointError, match=r"trained on the longclip backbone longclip\.pt .*other-longclip\.pt"):
+        FineCLIPER.from_pretrained(tmp_path / "ckpt", longclip=other_long)
+    assert FineCLIPER.from_pretrained(tmp_path / "ckpt", longclip=longclip).cfg == cfg  # the same file passes
+
+
+def test_a_model_without_backbone_identities_cannot_be_saved(backbones, tmp_path):
+    from finecliper.clip import load
+    from finecliper.clip.tokenizer import load_tokenizer
+
+    clip, _, _, _ = backbones
+    bare = FineCLIPER(ModelConfig(classes=CLASSES, num_frames=4), load(clip).model, tokenizer=load_tokenizer())
+    with pytest.raises(CheckpointError, match="does not know which clip checkpoint"):
+        bare.save_pretrained(tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("record", ["{}", '{"clip": {"sha256": ""}}'])
+def test_a_checkpoint_that_records_no_backbone_is_refused(backbones, tmp_path, record):
+    clip, _, _, _ = backbones
+    d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "c")
+    (d / "backbones.json").write_text(record)
+    with pytest.raises(CheckpointError, match="records no clip backbone"):
+        FineCLIPER.from_pretrained(d)
+
+
+def test_checkpoint_files_are_shared_with_the_team(backbones, tmp_path):
+    """Files 0644 and the folder 0755 under the usual 022 umask (a bare mkdtemp would give 0700)."""
+    import os
+    import stat
+
+    clip, _, _, _ = backbones
+    old = os.umask(0o022)
+    try:
+        d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "c")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in d.iterdir()} == {0o644}
+
+
 def test_refuses_weights_of_another_variant(backbones, tmp_path):
-    clip, _, longclip = backbones
+    clip, _, longclip, _ = backbones
     FineCLIPER.from_config(ModelConfig(variant="star", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "star")
     (tmp_path / "base").mkdir()
     FineCLIPER.from_config(ModelConfig(variant="base", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "base")
@@ -82,7 +130,7 @@ def test_refuses_weights_of_another_variant(backbones, tmp_path):
 
 
 def test_truncated_weights_and_missing_config_name_the_file(backbones, tmp_path):
-    clip, _, _ = backbones
+    clip, _, _, _ = backbones
     d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
     w = d / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
@@ -93,7 +141,7 @@ def test_truncated_weights_and_missing_config_name_the_file(backbones, tmp_path)
 
 
 def test_save_is_atomic_and_replaces_previous(backbones, tmp_path):
-    clip, _, _ = backbones
+    clip, _, _, _ = backbones
     model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4))
     d = model.save_pretrained(tmp_path / "ckpt")
     with torch.no_grad():
@@ -104,7 +152,7 @@ def test_save_is_atomic_and_replaces_previous(backbones, tmp_path):
 
 
 def test_eval_mode_computes_class_prompts_once(backbones):
-    clip, _, _ = backbones
+    clip, _, _, _ = backbones
     model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).eval()
     calls = []
     hook = model.prompt_encoder.register_forward_hook(lambda *a: calls.append(1))
@@ -119,7 +167,7 @@ def test_eval_mode_computes_class_prompts_once(backbones):
 
 
 def test_eager_and_sdpa_attention_give_the_same_model(backbones):
-    clip, _, _ = backbones
+    clip, _, _, _ = backbones
     outs = []
     for impl in ("sdpa", "eager"):
         model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4, attention=impl)).eval()
