@@ -88,9 +88,11 @@ def check_writable(folder: str | Path) -> Path:
         if not folder.is_dir():
             raise NotADirectoryError(20, "a file is in the way where a folder is expected", str(folder))
     probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
-    with naming_path(probe):
+    try:
         probe.write_bytes(b"finecliper")
         probe.unlink()
+    except OSError as e:  # name the folder the user chose, not our probe
+        raise OSError(e.errno, e.strerror or str(e), str(folder)) from e
     return folder
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -115,7 +116,7 @@ def read_cache_hash(path: str | Path) -> str | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             return str(z["extractor_hash"])
-    except (OSError, KeyError, ValueError, EOFError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # a truncated file: redo it
         return None
 
 

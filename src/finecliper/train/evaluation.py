@@ -95,7 +95,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, fold: int
                               data=dataclasses.replace(cfg.data, fold=fold, num_frames=model.cfg.num_frames))
     inputs = make_inputs(cfg, model.tokenize_description, training=False)
     _, test_ds = build_datasets(cfg.data, inputs.train_extras, inputs.test_extras)
-    check_datasets([("test", test_ds)], cfg.data.manifest)
+    check_datasets([("test", test_ds)], cfg.data.manifest, inputs.notes)
     loader = shard_loader(test_ds, cfg.data.batch_size, cfg.data.workers, Dist(), shuffle=False, seed=cfg.data.seed)
     pred, s = evaluate(model, loader, device, cfg.train.precision)
     zs = bool(zero_shot or model.cfg.zero_shot)

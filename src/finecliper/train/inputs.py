@@ -85,9 +85,11 @@ def make_inputs(cfg: ExperimentConfig, tokenize_description: Callable, training:
     return run
 
 
-def check_datasets(datasets: Sequence[tuple[str, ClipDataset]], manifest: str | None = None) -> None:
+def check_datasets(datasets: Sequence[tuple[str, ClipDataset]], manifest: str | None = None,
+                   notes: Sequence[str] = ()) -> None:
     """Raise :class:`InputError` naming the clips that a dataset's extras cannot serve, or that the
-    ``prepare`` manifest lists with problems. ``datasets``: (split name, dataset) pairs."""
+    ``prepare`` manifest lists with problems. ``datasets``: (split name, dataset) pairs; ``notes``:
+    warnings met while reading the inputs, which may explain the problems."""
     problems: list[str] = []
     remedies: list[str] = []
     bad = {p["clip_id"]: p for p in load_manifest(manifest).problems} if manifest else {}
@@ -104,8 +106,9 @@ def check_datasets(datasets: Sequence[tuple[str, ClipDataset]], manifest: str | 
         problems += found
     if problems:
         more = f" … and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
-        raise InputError(f"{len(problems)} clip problem(s) found before training: {'; '.join(problems[:SHOWN])}{more}. "
-                         f"To fix: {'; '.join(dict.fromkeys(remedies))}")
+        seen = f" (while reading: {'; '.join(notes)})" if notes else ""
+        raise InputError(f"{len(problems)} clip problem(s) found before training: {'; '.join(problems[:SHOWN])}{more}"
+                         f"{seen}. To fix: {'; '.join(dict.fromkeys(remedies))}")
 
 
 def _manifest_problems(ds: ClipDataset, bad: dict[str, dict]) -> list[str]:

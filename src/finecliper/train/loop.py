@@ -156,7 +156,7 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
     model = FineCLIPER.from_config(cfg.model, *backbones).to(device)
     inputs = make_inputs(cfg, model.tokenize_description)
     train_ds, test_ds = build_datasets(cfg.data, inputs.train_extras, inputs.test_extras)
-    check_datasets([("train", train_ds), ("test", test_ds)], cfg.data.manifest)  # before any training
+    check_datasets([("train", train_ds), ("test", test_ds)], cfg.data.manifest, inputs.notes)  # before any training
     for note in inputs.notes:
         log.say(f"warning: {note}")
     train_loader = shard_loader(train_ds, cfg.data.batch_size, cfg.data.workers, d, shuffle=True, seed=cfg.data.seed)
