@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from finecliper.baselines import BASELINES  # a light module: names only
 from finecliper.cli.train import parse_folds
-from finecliper.config import ConfigError
+from finecliper.cli import UsageError
 
 HELP = "Evaluate a checkpoint (or a static baseline: --baseline fer) on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-class table, confusion matrices."
 
@@ -42,14 +42,14 @@ def run(args) -> int:
     folds = parse_folds(args.folds, cfg.data.dataset, cfg.data.fold)
     console = Console()
     if args.baseline and args.checkpoint:
-        raise ConfigError("finecliper evaluate: give --checkpoint or --baseline, not both")
+        raise UsageError("finecliper evaluate: give --checkpoint or --baseline, not both")
     if args.baseline:
         from finecliper.baselines.evaluate import evaluate_baseline_folds
 
         evaluate_baseline_folds(args.baseline, cfg.data, cfg.face_cache, folds, args.out, args.baseline_mode, console.print)
         return 0
     if not args.checkpoint:
-        raise ConfigError("finecliper evaluate: --checkpoint is required (or --baseline NAME)")
+        raise UsageError("finecliper evaluate: --checkpoint is required (or --baseline NAME)")
     results = []
     for k in folds:
         ckpt = Path(args.checkpoint.replace("{fold}", str(k)))

@@ -1,7 +1,7 @@
 """``finecliper train``: train (and evaluate every epoch) one fold, several, or all."""
 from __future__ import annotations
 
-from finecliper.config import ConfigError
+from finecliper.cli import UsageError
 from finecliper.data.labels import num_folds
 
 HELP = "Train a FineCLIPER variant on DFEW, FERV39k or MAFW (one fold, several, or all five)."
@@ -27,10 +27,10 @@ def parse_folds(spec: str | None, dataset: str, default: int) -> list[int]:
     try:
         folds = [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--folds {spec!r}: expected 'all' or comma-separated fold numbers, e.g. 1,3") from None
+        raise UsageError(f"--folds {spec!r}: expected 'all' or comma-separated fold numbers, e.g. 1,3") from None
     bad = [k for k in folds if not 1 <= k <= n]
     if bad or not folds:
-        raise ConfigError(f"--folds {spec!r}: {dataset} has folds 1..{n}")
+        raise UsageError(f"--folds {spec!r}: {dataset} has folds 1..{n}")
     return folds
 
 

@@ -38,7 +38,7 @@ from finecliper.train.config import ExperimentConfig, TrainConfig
 from finecliper.train.distributed import Dist, barrier, init_distributed, shard_loader
 from finecliper.train.evaluation import evaluate, write_predictions
 from finecliper.train.inputs import check_datasets, make_inputs
-from finecliper.train.state import BEST, RunDirError, RunState, claim_run_dir, clear_run, load_state, save_state
+from finecliper.train.state import BEST, HISTORY, RunDirError, RunState, claim_run_dir, clear_run, load_state, save_state
 
 
 # ----------------------------------------------------------------------------- the pieces
@@ -169,6 +169,8 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
         log.say(f"fold {fold}: resuming after epoch {run.epochs_done} of {tc.epochs} from {out_dir / 'last'}")
     else:
         log.say(f"fold {fold}: training from scratch into {out_dir}")
+        if d.is_main:
+            (out_dir / HISTORY).unlink(missing_ok=True)  # a history without its checkpoint is not this run's
     ddp = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if d.enabled else model
     counts = model.parameter_counts()["total"]
