@@ -121,6 +121,16 @@ def test_a_write_error_names_the_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the temp file is gone
 
 
+def test_temp_files_of_killed_writes_are_removed(tmp_path):
+    from finecliper.io import remove_temp_files
+
+    (tmp_path / ".curves.png.ab12cd34.tmp").write_bytes(b"half")
+    (tmp_path / "curves.png").write_bytes(b"done")
+    (tmp_path / ".last.tmp-1234").mkdir()  # folders are recover_dir's business
+    assert remove_temp_files(tmp_path) == [".curves.png.ab12cd34.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.tmp-1234", "curves.png"]
+
+
 def test_check_writable(tmp_path):
     assert check_writable(tmp_path / "new" / "out") == tmp_path / "new" / "out"
     assert list((tmp_path / "new" / "out").iterdir()) == []  # the probe is removed

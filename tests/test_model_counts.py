@@ -65,3 +65,14 @@ def test_map_encoder_sharing_video_adapters_counts_them_once():
     counts = model.parameter_counts()
     assert counts["map_encoder"]["trainable"] == 16 * 768 + 2 * 768  # own temporal embedding and ln_post only
     assert model.map_encoder.blocks is model.video_encoder.blocks
+
+
+def test_info_shows_the_modules_by_their_names(capsys):
+    from finecliper.cli.main import main
+
+    assert main(["info", "--variant", "star_dagger"]) == 0
+    out = capsys.readouterr().out
+    for name in ("video_encoder", "prompt_encoder", "map_encoder", "parsing_projection", "landmarks_projection",
+                 "longclip_text", "description_encoder", "description_projection"):
+        assert name in out, name
+    assert "10,665,216" in out and "middle" not in out

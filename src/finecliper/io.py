@@ -58,6 +58,15 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             raise
 
 
+def remove_temp_files(folder: str | Path) -> list[str]:
+    """Delete the temp files a killed :func:`atomic_write` left in ``folder`` (call it while nothing writes there)."""
+    folder = Path(folder)
+    stale = [p for p in folder.glob(".*.tmp") if p.is_file()] if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return [p.name for p in stale]
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False, default=str)

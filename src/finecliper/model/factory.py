@@ -194,9 +194,11 @@ def check_backbone_identity(directory: str | Path, role: str, recorded: Mapping[
 
 
 def check_backbones(directory: str | Path, actual: Mapping[str, Mapping[str, str]], roles: Sequence[str],
-                    sources: Mapping[str, Any] | None = None) -> None:
-    """:func:`check_backbone_identity` for every backbone the model uses (CLIP, and Long-CLIP when used)."""
-    recorded = read_backbone_identities(directory)
+                    sources: Mapping[str, Any] | None = None, recorded: Mapping[str, Any] | None = None) -> None:
+    """:func:`check_backbone_identity` for every backbone the model uses (CLIP, and Long-CLIP when used).
+
+    ``recorded``: the directory's identities when already read (default: read them here)."""
+    recorded = read_backbone_identities(directory) if recorded is None else recorded
     for role in roles:
         check_backbone_identity(directory, role, recorded.get(role), actual.get(role, {}), (sources or {}).get(role))
 

@@ -31,7 +31,7 @@ from finecliper.data.labels import classes as dataset_classes
 from finecliper.device import autocast, resolve_device, to_device
 from finecliper.eval.metrics import summarize_folds
 from finecliper.eval.report import plot_learning_curve, write_fold_report, write_per_class_table
-from finecliper.io import check_writable, naming_path, write_json
+from finecliper.io import check_writable, naming_path, remove_temp_files, write_json
 from finecliper.model import factory
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.train.config import ExperimentConfig, TrainConfig
@@ -247,7 +247,9 @@ def train_folds(cfg: ExperimentConfig, folds: list[int], resume: bool = False, o
         claim_run_dir(fold_dirs[k], resume, overwrite)
     if d.is_main:
         check_writable(out)
+        remove_temp_files(out)
         for k in folds:
+            remove_temp_files(fold_dirs[k])  # reports half-written by a killed run
             removed = clear_run(fold_dirs[k]) if overwrite else []
             if removed:
                 print(f"{fold_dirs[k]}: --overwrite: removed the earlier run ({', '.join(removed)})", file=sys.stderr)

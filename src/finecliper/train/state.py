@@ -133,13 +133,13 @@ def load_state(model, opt: torch.optim.Optimizer, sched, fold_dir: Path, d: Dist
         try:
             run = _load_from(model, opt, sched, directory, d, say)
         except DamagedCheckpoint as e:
-            damage.append(str(e))
-            say(f"warning: {e}")
+            damage.append(" ".join(str(e).split()))
             continue
         barrier(d)  # every rank has read it before it may be moved
         if d.is_main:
+            if damage:
+                say(f"warning: {damage[0]}; falling back to {directory}, the checkpoint before it")
             if name == PREVIOUS:
-                say(f"warning: falling back to {directory}, the checkpoint before the damaged one")
                 _set_aside_damaged(fold_dir)
             with atomic_write(fold_dir / HISTORY, "w") as f:  # exactly the epochs the checkpoint holds
                 f.writelines(json.dumps(h) + "\n" for h in run.history)
@@ -156,11 +156,11 @@ def _load_from(model, opt, sched, directory: Path, d: Dist, say: Callable[[str],
     """All-or-nothing: everything is read and checked before anything is applied."""
     if not (directory / STATE).is_file():
         raise DamagedCheckpoint(f"{directory}: no {STATE} (trainer state)")
-    factory.check_backbones(directory, model.backbone_identities, model.cfg.backbone_roles())
     try:
-        saved_cfg = factory.read_config(directory)
+        saved_cfg, recorded = factory.read_config(directory), factory.read_backbone_identities(directory)
     except CheckpointError as e:
         raise DamagedCheckpoint(str(e)) from e
+    factory.check_backbones(directory, model.backbone_identities, model.cfg.backbone_roles(), recorded=recorded)
     changed = [f"model.{f.name}: {getattr(saved_cfg, f.name)!r} -> {getattr(model.cfg, f.name)!r}"
                for f in dataclasses.fields(saved_cfg)
                if f.name not in RESUMABLE_CHANGES and getattr(saved_cfg, f.name) != getattr(model.cfg, f.name)]
