@@ -15,7 +15,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from finecliper.model.build import set_attention
+from finecliper.clip.tokenizer import load_tokenizer
+from finecliper.model.factory import set_attention
 from finecliper.model.config import VARIANTS, ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.shapes import clip_config, random_clip
@@ -27,12 +28,9 @@ def make_model(variant: str, frames: int, device, attn: str) -> FineCLIPER:
     for m in (clip, longclip):
         if m is not None:
             set_attention(m, attn)
-    g = torch.Generator().manual_seed(0)
-    k = 7
-    tok = torch.zeros(k, 77, dtype=torch.long)
-    tok[:, 0], tok[:, 1:9], tok[:, 9] = 49406, torch.randint(1, 49000, (k, 8), generator=g), 49407
-    cfg = ModelConfig(variant=variant, classes=[f"c{i}" for i in range(k)], num_frames=frames, drop_path=0.0)
-    return FineCLIPER(cfg, clip, tok, tok.clone(), longclip).to(device)
+    cfg = ModelConfig(variant=variant, classes=["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"],
+                      num_frames=frames, drop_path=0.0)
+    return FineCLIPER(cfg, clip, longclip, tokenizer=load_tokenizer()).to(device)
 
 
 def make_batch(model: FineCLIPER, b: int, frames: int, device) -> dict:

@@ -41,7 +41,6 @@ def make_video(path: Path, seconds: float, fps: int = 25, h: int = 720, w: int =
 
 def make_model(full: bool, variant: str):
     from finecliper.clip.tokenizer import load_tokenizer
-    from finecliper.model.build import prompt_tokens
     from finecliper.model.config import ModelConfig
     from finecliper.model.finecliper import FineCLIPER
     from finecliper.model.shapes import clip_config, random_clip
@@ -54,15 +53,10 @@ def make_model(full: bool, variant: str):
         frames = 8
     cfg = ModelConfig(variant=variant, classes=["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"],
                       num_frames=frames, drop_path=0.0)
-    tok = load_tokenizer()
-    pos, neg = prompt_tokens(cfg, tok)
     longclip = random_clip(clip_config(**({} if full else dict(vision_width=64, vision_layers=2, text_width=64,
                                                                  text_layers=2, image_size=32, embed_dim=32)),
                                        context_length=248)) if "description" in cfg.modalities() else None
-    model = FineCLIPER(cfg, random_clip(shape), pos, neg, longclip)
-    model.tokenize = tok
-    model.tokenize_description = load_tokenizer(context_length=248)
-    return model
+    return FineCLIPER(cfg, random_clip(shape), longclip, tokenizer=load_tokenizer())
 
 
 def main() -> None:

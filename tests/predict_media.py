@@ -60,8 +60,8 @@ def tiny_checkpoint(root: str | Path, variant: str = "base", classes=("happiness
     import torch
 
     from finecliper.clip.testing import random_tiny_clip, save_tiny_clip
-    from finecliper.model.build import build_model
     from finecliper.model.config import ModelConfig
+    from finecliper.model.finecliper import FineCLIPER
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def tiny_checkpoint(root: str | Path, variant: str = "base", classes=("happiness
                                                    context_length=248), root / "longclip.pt", "longclip")
     cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip) if longclip else None,
                       classes=list(classes), num_frames=num_frames, drop_path=0.0)
-    model = build_model(cfg)
+    model = FineCLIPER.from_config(cfg)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # adapters start at zero: randomise every tunable tensor so the checkpoint matters
         for p in model.trainable_parameters():

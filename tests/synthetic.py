@@ -36,3 +36,21 @@ def make_dfew_like(root: Path, n_train_per_class: int = 3, n_test_per_class: int
                 cid += 1
         write_dfew_split(root / "annotations", 1, split, rows)
     return root / "annotations", data
+
+
+def make_dfew_clips(root: Path, n_train: int, n_test: int, size: int = 32, frames: tuple[int, int] = (10, 20),
+                    seed: int = 0, classes: int = 7) -> tuple[Path, Path]:
+    """Like ``make_dfew_like`` but with any clip counts (labels cycle through the classes), e.g. 17 clips
+    that do not split evenly over 2 processes."""
+    rng = np.random.default_rng(seed)
+    data = root / "DFEW"
+    clips = data / "Clip" / "clip_224x224"
+    cid = 1
+    for split, n in (("train", n_train), ("test", n_test)):
+        rows = []
+        for i in range(n):
+            write_clip(clips / f"{cid:05d}", i % classes, int(rng.integers(*frames)), size, rng)
+            rows.append((cid, i % classes))
+            cid += 1
+        write_dfew_split(root / "annotations", 1, split, rows)
+    return root / "annotations", data

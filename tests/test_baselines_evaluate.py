@@ -144,8 +144,8 @@ def test_cli_evaluate_baseline_fer(dataset, tmp_path, capsys):
     assert summary["mode"] == "vote" and summary["num_frames"] == 8 and summary["n"] == 7
     printed = capsys.readouterr().out
     assert f"UAR {100 * summary['uar']:.2f}" in printed and "1 without a face" in printed
-    with pytest.raises(SystemExit, match="--checkpoint is required"):
-        main(["evaluate", f"data.annotations={cfg.annotations}"])
+    assert main(["evaluate", f"data.annotations={cfg.annotations}"]) == 2
+    assert "error: finecliper evaluate: --checkpoint is required" in capsys.readouterr().err
 
 
 def test_benchmark_function_runs_real_work():

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from finecliper.clip.testing import save_tiny_clip
-from finecliper.model.build import build_model
-from finecliper.model.checkpoint import CheckpointError, load_checkpoint
+from finecliper.model.factory import CheckpointError
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.shapes import clip_config, random_clip
@@ -22,7 +21,8 @@ def backbones(tmp_path_factory):
     other = save_tiny_clip(random_clip(cfg, seed=1), root / "other.pt", "openai")
     long_cfg = clip_config(vision_width=64, vision_layers=1, text_width=64, text_layers=2, image_size=32, embed_dim=32)
     longclip = save_tiny_clip(random_clip(long_cfg, seed=2), root / "longclip.pt", "longclip")
-    return clip, other, longclip
+    other_long = save_tiny_clip(random_clip(long_cfg, seed=3), root / "other-longclip.pt", "longclip")
+    return clip, other, longclip, other_long
 
 
 def batch(model, b=2, t=4):
@@ -38,9 +38,9 @@ def batch(model, b=2, t=4):
 
 @pytest.mark.parametrize("variant", ["base", "star", "dagger", "star_dagger"])
 def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
-    clip, _, longclip = backbones
+    clip, _, longclip, _ = backbones
     cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip), classes=CLASSES, num_frames=4)
-    model = build_model(cfg)
+    model = FineCLIPER.from_config(cfg)
     torch.manual_seed(1)
     with torch.no_grad():  # make the tunable weights non-trivial
         for p in model.trainable_parameters():
@@ -63,52 +63,99 @@ def test_round_trip_gives_identical_outputs(backbones, tmp_path, variant):
 
 
 def test_refuses_a_different_backbone(backbones, tmp_path):
-    clip, other, _ = backbones
-    build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
+    clip, other, _, _ = backbones
+    FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match=r"trained on the clip backbone clip\.pt .*other\.pt"):
-        load_checkpoint(tmp_path / "ckpt", clip=other)
+        FineCLIPER.from_pretrained(tmp_path / "ckpt", clip=other)
     rec = json.loads((tmp_path / "ckpt" / "backbones.json").read_text())
     assert rec["clip"]["format"] == "openai" and len(rec["clip"]["sha256"]) == 64
 
 
+@pytest.mark.parametrize("variant", ["dagger", "star_dagger"])
+def test_refuses_a_different_longclip(backbones, tmp_path, variant):
+    clip, _, longclip, other_long = backbones
+    cfg = ModelConfig(variant=variant, clip=str(clip), longclip=str(longclip), classes=CLASSES, num_frames=4)
+    FineCLIPER.from_config(cfg).save_pretrained(tmp_path / "ckpt")
+    rec = json.loads((tmp_path / "ckpt" / "backbones.json").read_text())
+    assert set(rec) == {"clip", "longclip"} and rec["longclip"]["format"] == "longclip"
+    with pytest.raises(CheckpointError, match=r"trained on the longclip backbone longclip\.pt .*other-longclip\.pt"):
+        FineCLIPER.from_pretrained(tmp_path / "ckpt", longclip=other_long)
+    assert FineCLIPER.from_pretrained(tmp_path / "ckpt", longclip=longclip).cfg == cfg  # the same file passes
+
+
+def test_a_model_without_backbone_identities_cannot_be_saved(backbones, tmp_path):
+    from finecliper.clip import load
+    from finecliper.clip.tokenizer import load_tokenizer
+
+    clip, _, _, _ = backbones
+    bare = FineCLIPER(ModelConfig(classes=CLASSES, num_frames=4), load(clip).model, tokenizer=load_tokenizer())
+    with pytest.raises(CheckpointError, match="does not know which clip checkpoint"):
+        bare.save_pretrained(tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("record", ["{}", '{"clip": {"sha256": ""}}'])
+def test_a_checkpoint_that_records_no_backbone_is_refused(backbones, tmp_path, record):
+    clip, _, _, _ = backbones
+    d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "c")
+    (d / "backbones.json").write_text(record)
+    with pytest.raises(CheckpointError, match="records no clip backbone"):
+        FineCLIPER.from_pretrained(d)
+
+
+def test_checkpoint_files_are_shared_with_the_team(backbones, tmp_path):
+    """Files 0644 and the folder 0755 under the usual 022 umask (a bare mkdtemp would give 0700)."""
+    import os
+    import stat
+
+    clip, _, _, _ = backbones
+    old = os.umask(0o022)
+    try:
+        d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "c")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in d.iterdir()} == {0o644}
+
+
 def test_refuses_weights_of_another_variant(backbones, tmp_path):
-    clip, _, longclip = backbones
-    build_model(ModelConfig(variant="star", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "star")
+    clip, _, longclip, _ = backbones
+    FineCLIPER.from_config(ModelConfig(variant="star", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "star")
     (tmp_path / "base").mkdir()
-    build_model(ModelConfig(variant="base", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "base")
+    FineCLIPER.from_config(ModelConfig(variant="base", clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "base")
     # a base config next to star weights: the weights do not fit
     (tmp_path / "base" / "model.safetensors").write_bytes((tmp_path / "star" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match=r"do not fit a 'base' model .*another variant"):
-        load_checkpoint(tmp_path / "base")
+        FineCLIPER.from_pretrained(tmp_path / "base")
 
 
 def test_truncated_weights_and_missing_config_name_the_file(backbones, tmp_path):
-    clip, _, _ = backbones
-    d = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
+    clip, _, _, _ = backbones
+    d = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).save_pretrained(tmp_path / "ckpt")
     w = d / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="model.safetensors: unreadable safetensors"):
-        load_checkpoint(d)
+        FineCLIPER.from_pretrained(d)
     with pytest.raises(CheckpointError, match="not a finecliper checkpoint"):
-        load_checkpoint(tmp_path)
+        FineCLIPER.from_pretrained(tmp_path)
 
 
 def test_save_is_atomic_and_replaces_previous(backbones, tmp_path):
-    clip, _, _ = backbones
-    model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4))
+    clip, _, _, _ = backbones
+    model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4))
     d = model.save_pretrained(tmp_path / "ckpt")
     with torch.no_grad():
-        model.video.temporal_embedding.fill_(0.5)
+        model.video_encoder.temporal_embedding.fill_(0.5)
     model.save_pretrained(d)
-    assert torch.all(load_checkpoint(d).video.temporal_embedding == 0.5)
+    assert torch.all(FineCLIPER.from_pretrained(d).video_encoder.temporal_embedding == 0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temp or .old folders left
 
 
 def test_eval_mode_computes_class_prompts_once(backbones):
-    clip, _, _ = backbones
-    model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).eval()
+    clip, _, _, _ = backbones
+    model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4)).eval()
     calls = []
-    hook = model.text.register_forward_hook(lambda *a: calls.append(1))
+    hook = model.prompt_encoder.register_forward_hook(lambda *a: calls.append(1))
     with torch.no_grad():
         model(batch(model))
         model(batch(model))
@@ -120,10 +167,10 @@ def test_eval_mode_computes_class_prompts_once(backbones):
 
 
 def test_eager_and_sdpa_attention_give_the_same_model(backbones):
-    clip, _, _ = backbones
+    clip, _, _, _ = backbones
     outs = []
     for impl in ("sdpa", "eager"):
-        model = build_model(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4, attention=impl)).eval()
+        model = FineCLIPER.from_config(ModelConfig(clip=str(clip), classes=CLASSES, num_frames=4, attention=impl)).eval()
         assert model.clip.vision_model.encoder.layers[0].self_attn.config._attn_implementation == impl
         with torch.no_grad():
             outs.append(model(batch(model)).logits)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from transformers import CLIPModel
 
+from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.model.adapters import Adapter, adapter_parameter_count
 from finecliper.model.config import VARIANTS, ModelConfig
 from finecliper.model.finecliper import FineCLIPER
@@ -22,11 +23,11 @@ def test_one_768_adapter_has_295872_parameters():
 def expected_trainable(variant: str, share_pn=False, T=16) -> dict[str, int]:
     aim = 36 * 295_872 + T * 768 + 2 * 768  # adapters, temporal embedding, ln_post = 10,665,216 at T=16
     text = (1 if share_pn else 2) * 12 * 131_712
-    out = {"video": aim, "text": text}
+    out = {"video_encoder": aim, "prompt_encoder": text}
     if "parsing" in VARIANTS[variant]:
-        out |= {"middle": aim, "proj_parsing": 768 * 512, "proj_landmarks": 768 * 512}
+        out |= {"map_encoder": aim, "parsing_projection": 768 * 512, "landmarks_projection": 768 * 512}
     if "description" in VARIANTS[variant]:
-        out |= {"description": 12 * 131_712, "proj_description": 512 * 512}
+        out |= {"description_encoder": 12 * 131_712, "description_projection": 512 * 512}
     return out
 
 
@@ -34,8 +35,7 @@ def expected_trainable(variant: str, share_pn=False, T=16) -> dict[str, int]:
 def test_trainable_counts_match_formula(variant):
     clip = vit_b16_on_meta()
     longclip = vit_b16_on_meta(context=248) if "description" in VARIANTS[variant] else None
-    tok = torch.zeros(7, 77, dtype=torch.long, device="meta")
-    model = FineCLIPER(ModelConfig(variant=variant, classes=list("abcdefg")), clip, tok, tok, longclip)
+    model = FineCLIPER(ModelConfig(variant=variant, classes=list("abcdefg")), clip, longclip, tokenizer=load_tokenizer())
     counts = model.parameter_counts()
     expected = expected_trainable(variant)
     for name, n in expected.items():
@@ -43,24 +43,36 @@ def test_trainable_counts_match_formula(variant):
         assert counts[name]["frozen"] == 0, name
     assert counts["clip"] == {"trainable": 0, "frozen": 149_620_737}
     if longclip is not None:  # Long-CLIP text tower (248 positions) + its projection, frozen
-        assert counts["desc_tower"]["trainable"] == 0
-        assert counts["desc_tower"]["frozen"] == 63_428_096 + 171 * 512
+        assert counts["longclip_text"]["trainable"] == 0
+        assert counts["longclip_text"]["frozen"] == 63_428_096 + 171 * 512
     assert counts["total"]["trainable"] == sum(expected.values())
     assert sum(p.numel() for p in model.trainable_parameters()) == sum(expected.values())
 
 
 def test_base_variant_totals_13_8m():
     clip = vit_b16_on_meta()
-    tok = torch.zeros(7, 77, dtype=torch.long, device="meta")
-    assert FineCLIPER(ModelConfig(variant="base"), clip, tok, tok).parameter_counts()["total"]["trainable"] == 13_826_304
-    shared = FineCLIPER(ModelConfig(variant="base", share_pn_adapters=True), clip, tok, tok)
+    kw = dict(classes=list("abcdefg"))
+    model = FineCLIPER(ModelConfig(variant="base", **kw), clip, tokenizer=load_tokenizer())
+    assert model.parameter_counts()["total"]["trainable"] == 13_826_304
+    shared = FineCLIPER(ModelConfig(variant="base", share_pn_adapters=True, **kw), clip, tokenizer=load_tokenizer())
     assert shared.parameter_counts()["total"]["trainable"] == 12_245_760
 
 
-def test_middle_sharing_video_adapters_counts_them_once():
+def test_map_encoder_sharing_video_adapters_counts_them_once():
     clip = vit_b16_on_meta()
-    tok = torch.zeros(7, 77, dtype=torch.long, device="meta")
-    model = FineCLIPER(ModelConfig(variant="star", middle_shares_video_adapters=True), clip, tok, tok)
+    cfg = ModelConfig(variant="star", map_encoder_shares_video_adapters=True, classes=list("abcdefg"))
+    model = FineCLIPER(cfg, clip, tokenizer=load_tokenizer())
     counts = model.parameter_counts()
-    assert counts["middle"]["trainable"] == 16 * 768 + 2 * 768  # own temporal embedding and ln_post only
-    assert model.middle.blocks is model.video.blocks
+    assert counts["map_encoder"]["trainable"] == 16 * 768 + 2 * 768  # own temporal embedding and ln_post only
+    assert model.map_encoder.blocks is model.video_encoder.blocks
+
+
+def test_info_shows_the_modules_by_their_names(capsys):
+    from finecliper.cli.main import main
+
+    assert main(["info", "--variant", "star_dagger"]) == 0
+    out = capsys.readouterr().out
+    for name in ("video_encoder", "prompt_encoder", "map_encoder", "parsing_projection", "landmarks_projection",
+                 "longclip_text", "description_encoder", "description_projection"):
+        assert name in out, name
+    assert "10,665,216" in out and "middle" not in out

@@ -2,6 +2,7 @@
 import torch
 from transformers import CLIPConfig, CLIPModel
 
+from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.text_encoder import TextEncoder, truncate_to_longest
@@ -132,15 +133,14 @@ def test_truncate_to_longest_keeps_every_eot():
     assert ((cut == 49407).sum(dim=1) == 1).all()
 
 
-def test_middle_encoder_features_at_init_equal_frame_mean_clip():
+def test_map_encoder_features_at_init_equal_frame_mean_clip():
     clip = tiny_clip()
     cfg = ModelConfig(variant="star", num_frames=4, classes=["a", "b"])
-    tok = random_tokens(2, 8, 77)
-    model = FineCLIPER(cfg, clip, tok, tok.clone()).eval()
+    model = FineCLIPER(cfg, clip, tokenizer=load_tokenizer()).eval()
     maps = torch.randn(2, 4, 3, 32, 32)
     with torch.no_grad():
-        h_p, h_l = model.middle.forward_features(torch.cat([maps, maps])).chunk(2)
+        h_p, h_l = model.map_encoder.forward_features(torch.cat([maps, maps])).chunk(2)
         ref = clip.get_image_features(pixel_values=maps.flatten(0, 1))
         ref = getattr(ref, "pooler_output", ref).view(2, 4, -1).mean(1)
-    assert torch.allclose(model.proj_parsing(h_p), ref, atol=1e-5)
-    assert torch.allclose(model.proj_landmarks(h_l), ref, atol=1e-5)
+    assert torch.allclose(model.parsing_projection(h_p), ref, atol=1e-5)
+    assert torch.allclose(model.landmarks_projection(h_l), ref, atol=1e-5)

@@ -1,6 +1,8 @@
 """prepare -> train -> evaluate on a generated DFEW-layout dataset with a tiny CLIP checkpoint."""
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ from finecliper.clip.testing import save_tiny_clip
 from finecliper.model.shapes import clip_config, random_clip
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import make_dfew_like  # noqa: E402
+from synthetic import make_dfew_clips, make_dfew_like  # noqa: E402
 
 TINY = ["data.image_size=32", "data.num_frames=4", "model.num_frames=4", "data.batch_size=8", "data.workers=0",
         "train.optimizer=adamw", "train.lr=0.01", "train.weight_decay=0.01", "train.warmup_epochs=0.5", "train.threads=2"]
@@ -93,15 +95,48 @@ def test_resume_after_interruption_gives_the_same_model(dataset, tmp_path):
         assert (a[k] - b[k]).abs().max() < 1e-6, k
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux /proc): torchrun starts each worker in a session of its own."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def run_with_timeout(cmd, env, timeout):
+    """A command and the processes it starts (torchrun's workers), all killed if it runs past ``timeout``."""
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in children(p.pid) + [p.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        p.communicate()
+        pytest.fail(f"{' '.join(cmd[:6])} ... hung for {timeout} s (ranks waiting on a collective?)")
+    return p.returncode, out, err
+
+
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes(dataset, tmp_path):
+def test_torchrun_two_cpu_processes_on_a_clip_count_that_does_not_split_evenly(dataset, tmp_path):
+    """17 clips over 2 ranks: equal steps per rank (a rank short of one step would leave the other waiting in
+    an all-reduce forever), and every test clip scored once, in dataset order."""
+    ann, data = make_dfew_clips(tmp_path / "ds", 17, 17)
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    overrides = [x for x in base_overrides(dataset, out, 2) if not x.startswith(("data.annotations=", "data.root="))]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           "-m", "finecliper.cli.main", "train", *base_overrides(dataset, out, 2), "train.threads=1"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+           "-m", "finecliper.cli.main", "train", *overrides, f"data.annotations={ann}", f"data.root={data}",
+           "train.threads=1"]
+    rc, _, err = run_with_timeout(cmd, env, timeout=300)
+    assert rc == 0, err[-3000:]
     preds = json.loads((out / "fold_1" / "predictions_last.json").read_text())
-    assert len(preds["clip_ids"]) == 21 and len(set(preds["clip_ids"])) == 21  # every test clip once, over 2 ranks
-    assert summary["last"]["uar"]["n_folds"] == 1
+    assert preds["clip_ids"] == [f"{i:05d}" for i in range(18, 35)]  # the test split, in order, each once
+    hist = [json.loads(line) for line in (out / "fold_1" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2] and [h["steps"] for h in hist] == [2, 2]  # ceil(9 / 8) per rank
+    assert json.loads((out / "summary.json").read_text())["last"]["uar"]["n_folds"] == 1

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from finecliper.clip.testing import save_tiny_clip
-from finecliper.model.build import build_model
 from finecliper.model.config import ModelConfig
+from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.pn import contrastive_loss
 from finecliper.model.shapes import clip_config, random_clip
 from finecliper.text.desc_cache import IDENTITY_KEYS, DescriptionCache
@@ -50,18 +50,18 @@ def setup(tmp_path_factory):
 
 def test_class_prompts_use_the_description_path(setup):
     root, ann, data, clip, longclip = setup
-    model = build_model(ModelConfig(zero_shot=True, clip=str(clip), longclip=str(longclip),
+    model = FineCLIPER.from_config(ModelConfig(zero_shot=True, clip=str(clip), longclip=str(longclip),
                                     classes=["happiness", "sadness"], num_frames=4)).eval()
-    assert model.modalities == ("video",) and not hasattr(model, "text")
+    assert model.modalities == ("video",) and not hasattr(model, "prompt_encoder")
     with torch.no_grad():
         before = model.class_text_features()[0].clone()
         model.train()
-        torch.nn.init.normal_(model.description.adapter_sets[0][0].D_fc2.weight, std=0.1)
+        torch.nn.init.normal_(model.description_encoder.adapter_sets[0][0].D_fc2.weight, std=0.1)
         model.eval()
         after = model.class_text_features()[0]
     assert not torch.allclose(before, after)
     # at init, the prompts' features equal plain Long-CLIP text features (identity P_d, zero adapters)
-    fresh = build_model(ModelConfig(zero_shot=True, clip=str(clip), longclip=str(longclip),
+    fresh = FineCLIPER.from_config(ModelConfig(zero_shot=True, clip=str(clip), longclip=str(longclip),
                                     classes=["happiness", "sadness"], num_frames=4)).eval()
     from finecliper.clip import load
 

@@ -36,8 +36,7 @@ def split_test_clips(cfg: DataConfig, fold: int) -> tuple[list[ClipRecord], Call
 
     if cfg.compound:
         raise ValueError("baseline evaluation scores single-label clips; set data.compound=false")
-    fold_arg = None if L.dataset_key(cfg.dataset) == "ferv39k" else fold
-    recs = read_split(cfg.dataset, cfg.annotations, fold_arg, "test", layout=cfg.layout, label_base=cfg.label_base,
+    recs = read_split(cfg.dataset, cfg.annotations, fold, "test", layout=cfg.layout, label_base=cfg.label_base,
                       captions=cfg.captions, compound=False)
     paths: dict[str, str] = {}
     if cfg.manifest:

@@ -63,7 +63,6 @@ def collect_items(args) -> tuple[str, list]:
     """(dataset key, ClipItems) from a manifest, from split files or from a folder of clips."""
     from finecliper.data import labels as L
     from finecliper.data.frames import clips_root
-    from finecliper.data.splits import NUM_FOLDS
     from finecliper.text.describe import ClipItem
 
     if getattr(args, "clips", None):
@@ -78,7 +77,7 @@ def collect_items(args) -> tuple[str, list]:
             raise ValueError(f"--backend captions needs MAFW (its with_caption files); got {ds}")
         opts = m.data["options"]
         folds = sorted({int(k.split("/")[0].removeprefix("fold")) for k in m.data["splits"]})
-        recs = _records(ds, m.data["annotations_root"], folds if ds != "ferv39k" else [None], ("train", "test"),
+        recs = _records(ds, m.data["annotations_root"], folds, ("train", "test"),
                         layout=opts["layout"], captions=captions or opts["captions"], compound=opts["compound"])
         root = Path(args.data_root or m.data["data_root"]) / m.data.get("clips_root", "")
         paths = {cid: root / rel for cid, rel in m.clip_paths().items()}
@@ -88,8 +87,7 @@ def collect_items(args) -> tuple[str, list]:
         ds = L.dataset_key(args.dataset)
         if captions and ds != "mafw":
             raise ValueError(f"--backend captions needs MAFW (its with_caption files); got {ds}")
-        folds = [None] if ds == "ferv39k" else (
-            list(range(1, NUM_FOLDS[ds] + 1)) if args.fold == "all" else [int(args.fold)])
+        folds = L.folds(ds) if args.fold == "all" else [int(args.fold)]
         splits = ("train", "test") if args.split == "all" else (args.split,)
         recs = _records(ds, args.annotations, folds, splits, captions=captions)
         root = clips_root(args.data_root, args.variant) if args.data_root else None

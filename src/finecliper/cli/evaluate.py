@@ -1,12 +1,14 @@
 """``finecliper evaluate``: score a checkpoint on a test split (one fold or all), with reports."""
 from __future__ import annotations
 
+from finecliper.baselines import BASELINES  # a light module: names only
+from finecliper.cli.train import parse_folds
+from finecliper.cli import UsageError
+
 HELP = "Evaluate a checkpoint (or a static baseline: --baseline fer) on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-class table, confusion matrices."
 
 
 def add_arguments(p) -> None:
-    from finecliper.baselines import BASELINES  # a light module: names only
-
     p.add_argument("--checkpoint",
                    help="checkpoint directory; '{fold}' in it is replaced per fold (e.g. runs/x/fold_{fold}/best)")
     p.add_argument("--baseline", choices=sorted(BASELINES),
@@ -25,11 +27,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    # heavy modules (torch, transformers) load here, not at `finecliper --help`
     from pathlib import Path
 
     from rich.console import Console
 
-    from finecliper.cli.train import parse_folds
     from finecliper.config import load_config
     from finecliper.eval.metrics import summarize_folds
     from finecliper.io import write_json
@@ -40,14 +42,14 @@ def run(args) -> int:
     folds = parse_folds(args.folds, cfg.data.dataset, cfg.data.fold)
     console = Console()
     if args.baseline and args.checkpoint:
-        raise SystemExit("finecliper evaluate: give --checkpoint or --baseline, not both")
+        raise UsageError("finecliper evaluate: give --checkpoint or --baseline, not both")
     if args.baseline:
         from finecliper.baselines.evaluate import evaluate_baseline_folds
 
         evaluate_baseline_folds(args.baseline, cfg.data, cfg.face_cache, folds, args.out, args.baseline_mode, console.print)
         return 0
     if not args.checkpoint:
-        raise SystemExit("finecliper evaluate: --checkpoint is required (or --baseline NAME)")
+        raise UsageError("finecliper evaluate: --checkpoint is required (or --baseline NAME)")
     results = []
     for k in folds:
         ckpt = Path(args.checkpoint.replace("{fold}", str(k)))

@@ -14,6 +14,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import dataclasses
     import platform
 
     import torch
@@ -21,26 +22,22 @@ def run(args) -> int:
     from rich.table import Table
 
     from finecliper import __version__
+    from finecliper.clip.tokenizer import load_tokenizer
     from finecliper.config import load_config
     from finecliper.model.config import VARIANT_SYMBOLS, ModelConfig
     from finecliper.model.finecliper import FineCLIPER
+    from finecliper.model.shapes import clip_config, random_clip
 
     cfg = load_config(ModelConfig, None, [f"variant={args.variant}", *args.overrides])
-    cfg.classes = cfg.classes or [f"class{i}" for i in range(args.num_classes)]
-    cfg.modalities()  # validates the variant
+    cfg = dataclasses.replace(cfg, classes=cfg.classes or [f"class{i}" for i in range(args.num_classes)])
     if args.clip:
-        from finecliper.model.build import build_model
-
-        cfg.clip, cfg.longclip, cfg.allow_pickle = args.clip, args.longclip, args.allow_pickle
-        model = build_model(cfg)
+        cfg = dataclasses.replace(cfg, clip=args.clip, longclip=args.longclip, allow_pickle=args.allow_pickle)
+        model = FineCLIPER.from_config(cfg)
         source = args.clip
     else:
-        from finecliper.model.shapes import clip_config, random_clip
-
         clip = random_clip(device="meta")
-        longclip = random_clip(clip_config(context_length=248), device="meta") if "description" in cfg.modalities() else None
-        tok = torch.zeros(len(cfg.classes), 77, dtype=torch.long, device="meta")
-        model = FineCLIPER(cfg, clip, tok, tok, longclip)
+        longclip = random_clip(clip_config(context_length=248), device="meta") if cfg.needs_longclip() else None
+        model = FineCLIPER(cfg, clip, longclip, tokenizer=load_tokenizer())
         source = "ViT-B/16 shape (no weights loaded)"
 
     console = Console()

@@ -6,8 +6,11 @@ they import heavy libraries inside ``run`` so that ``finecliper --help`` stays i
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
+
+from finecliper import __version__
 
 # name -> module; the order is the order of `finecliper --help`.
 COMMANDS = {
@@ -22,9 +25,25 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from finecliper import __version__
+# what an OS error means for the user, by errno (the rest print the system's own words)
+OS_HINTS = {
+    errno.ENOSPC: "no space left on the device; free some space or write elsewhere (out=DIR)",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere (out=DIR)",
+    errno.EROFS: "read-only file system; write elsewhere (out=DIR)",
+    errno.EACCES: "permission denied; write elsewhere (out=DIR) or fix the folder's permissions",
+    errno.EPERM: "operation not permitted; write elsewhere (out=DIR) or fix the folder's permissions",
+    errno.ENOTDIR: "a file is in the way where a folder is expected; remove it or choose another path",
+    errno.EEXIST: "a file is in the way where a folder is expected; remove it or choose another path",
+}
 
+
+def os_error_line(e: OSError) -> str:
+    """``error: PATH: reason`` (the path the system named, and what to do)."""
+    reason = OS_HINTS.get(e.errno, e.strerror or str(e))
+    return f"error: {e.filename}: {reason}" if e.filename else f"error: {reason}"
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finecliper", description="Dynamic facial expression recognition with FineCLIPER.")
     parser.add_argument("--version", action="version", version=f"finecliper {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
@@ -53,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, read-only, a file where a folder should be, ...: the path and what to do
+        if args.debug:
+            raise
+        print(os_error_line(e), file=sys.stderr)
+        return 2
     except Exception as e:  # our own errors already say what is wrong and what to do: no traceback
         if args.debug or not type(e).__module__.startswith("finecliper"):
             raise

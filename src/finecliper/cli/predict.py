@@ -40,7 +40,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from finecliper.config import ConfigError, load_config
-    from finecliper.model.checkpoint import CheckpointError
+    from finecliper.model.factory import CheckpointError
     from finecliper.predict.output import print_result, write_results
     from finecliper.predict.pipeline import PredictConfig, Predictor, UntrainedClassesWarning, predict_videos
 

@@ -25,13 +25,11 @@ from finecliper.clip.convert import (
 )
 from finecliper.clip.formats import CheckpointError, RawCheckpoint, read_checkpoint
 from finecliper.clip.tokenizer import ClipTokenizer, load_tokenizer
+from finecliper.data.augment import CLIP_MEAN, CLIP_STD
 from finecliper.state_dict import key_problems
 from finecliper.io import sha256_file
 
 log = logging.getLogger(__name__)
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:

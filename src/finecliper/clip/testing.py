@@ -27,6 +27,7 @@ from finecliper.clip.convert import (
     hf_to_openai,
     stretch_positional_embedding,
 )
+from finecliper.clip.load import build_empty_model
 from finecliper.io import atomic_write, write_json
 
 TinyFormat = Literal["hf", "openai", "openai-jit", "open_clip", "open_clip-custom-text", "longclip"]
@@ -69,8 +70,6 @@ def tiny_clip_config(
 
 def random_tiny_clip(seed: int = 0, config: CLIPConfig | None = None, **config_kw) -> CLIPModel:
     """A tiny CLIPModel (fp32, eval, SDPA) with every parameter drawn from a seeded generator."""
-    from finecliper.clip.load import build_empty_model
-
     model = build_empty_model(config or tiny_clip_config(**config_kw))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -18,10 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from finecliper.config import ConfigError
 from finecliper.data import augment as A
+from finecliper.data import labels as L
 from finecliper.data.frames import clips_root, open_frames, resolve_clip_path
 from finecliper.data.sampling import PAD_MODES, sample_segment_indices
-from finecliper.data.splits import ClipRecord
+from finecliper.data.prepare import load_manifest
+from finecliper.data.splits import ClipRecord, read_split
 
 
 @dataclass
@@ -32,11 +35,11 @@ class DataConfig:
     variant: str = "clip_224x224"          # frame variant folder under root ('.' = root itself); recorded
     layout: str = "auto"                   # split-file layout, see finecliper.data.splits
     label_base: str = "auto"               # auto | 0 | 1 (integer-id layouts only, checked against the file)
-    fold: int = 1                          # 1..5 (DFEW, MAFW); 1 for FERV39k
+    fold: int = 1                          # 1..5 (DFEW, MAFW); 1 for FERV39k (labels.num_folds)
     captions: bool = False                 # MAFW with_caption files
     compound: bool = False                 # MAFW compound labels
     manifest: str | None = None            # from `finecliper prepare`; gives frame counts and paths
-    num_frames: int = 16
+    num_frames: int | None = None          # frames sampled per clip; None: the model's (model.num_frames)
     image_size: int = 224
     pad: str = "last"                      # last | first | loop (clips shorter than num_frames)
     augment: str = "auto"                  # auto (= dataset preset) | dfew | ferv39k | mafw | none
@@ -45,8 +48,24 @@ class DataConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"data.pad must be one of {PAD_MODES}, got {self.pad!r}")
+        try:
+            nf = L.num_folds(self.dataset)
+        except L.LabelError as e:
+            raise ConfigError(f"data.dataset: {e}") from e
+        checks = [
+            (1 <= self.fold <= nf, f"data.fold must be 1..{nf} for {self.dataset}, got {self.fold}"),
+            (self.pad in PAD_MODES, f"data.pad must be one of {', '.join(PAD_MODES)}, got {self.pad!r}"),
+            (self.augment == "auto" or self.augment in A.PRESETS,
+             f"data.augment must be auto or one of {', '.join(A.PRESETS)}, got {self.augment!r}"),
+            (self.num_frames is None or self.num_frames >= 1, f"data.num_frames must be at least 1, got {self.num_frames}"),
+            (self.image_size >= 1, f"data.image_size must be at least 1, got {self.image_size}"),
+            (self.batch_size >= 1, f"data.batch_size must be at least 1, got {self.batch_size}"),
+            (self.workers >= 0, f"data.workers must be >= 0, got {self.workers}"),
+            (self.label_base in ("auto", "0", "1"), f"data.label_base must be auto, 0 or 1, got {self.label_base!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
 
     def augment_preset(self) -> str:
         return self.dataset.lower() if self.augment == "auto" else self.augment
@@ -147,17 +166,12 @@ def build_datasets(cfg: DataConfig, extras: Sequence[ClipExtra] = (),
     """(train, test) datasets of ``cfg.fold`` from the split files (and the manifest, when given).
 
     ``test_extras`` default to ``extras`` (zero-shot training pairs train clips with captions only)."""
-    from finecliper.data.splits import read_split
-
+    if cfg.num_frames is None:
+        raise ConfigError("data.num_frames is not set (in an experiment config it follows model.num_frames)")
     kw = dict(layout=cfg.layout, label_base=cfg.label_base, captions=cfg.captions, compound=cfg.compound)
-    fold = None if cfg.dataset.lower() == "ferv39k" else cfg.fold
-    tr = read_split(cfg.dataset, cfg.annotations, fold, "train", **kw)
-    te = read_split(cfg.dataset, cfg.annotations, fold, "test", **kw)
-    paths: dict[str, str] = {}
-    if cfg.manifest:
-        from finecliper.data.prepare import load_manifest
-
-        paths = load_manifest(cfg.manifest).clip_paths()
+    tr = read_split(cfg.dataset, cfg.annotations, cfg.fold, "train", **kw)
+    te = read_split(cfg.dataset, cfg.annotations, cfg.fold, "test", **kw)
+    paths = load_manifest(cfg.manifest).clip_paths() if cfg.manifest else {}
     root = cfg.clips_root()
     common = dict(num_frames=cfg.num_frames, image_size=cfg.image_size, seed=cfg.seed, pad=cfg.pad,
                   clip_paths=paths)

@@ -13,6 +13,8 @@ BASE7 = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fea
 MAFW11 = BASE7 + ("contempt", "anxiety", "helplessness", "disappointment")
 
 _CLASSES: dict[str, tuple[str, ...]] = {"dfew": BASE7, "ferv39k": BASE7, "mafw": MAFW11}
+# DFEW and MAFW ship five cross-validation folds; FERV39k has one fixed train/test split (fold 1).
+_NUM_FOLDS: dict[str, int] = {"dfew": 5, "ferv39k": 1, "mafw": 5}
 
 # Column headers of the paper's Table 2 (MAFW's extra four are ours; "Dis." is disgust).
 SHORT_NAMES: dict[str, str] = {
@@ -54,6 +56,16 @@ def dataset_key(dataset: str) -> str:
 def classes(dataset: str) -> list[str]:
     """Canonical class names of ``dataset`` in label order (index = canonical label id)."""
     return list(_CLASSES[dataset_key(dataset)])
+
+
+def num_folds(dataset: str) -> int:
+    """How many official folds ``dataset`` has (FERV39k: 1)."""
+    return _NUM_FOLDS[dataset_key(dataset)]
+
+
+def folds(dataset: str) -> list[int]:
+    """Every fold number of ``dataset``: [1, 2, 3, 4, 5], or [1] for FERV39k."""
+    return list(range(1, num_folds(dataset) + 1))
 
 
 def short_names(dataset: str) -> list[str]:

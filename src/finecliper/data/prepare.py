@@ -19,7 +19,7 @@ import numpy as np
 from finecliper.data import labels as L
 from finecliper.data.frames import FrameError, clips_root, open_frames, resolve_clip_path
 from finecliper.data.sampling import sample_segment_indices
-from finecliper.data.splits import NUM_FOLDS, SPLITS, ClipRecord, class_counts, locate_split, read_split
+from finecliper.data.splits import SPLITS, ClipRecord, class_counts, locate_split, read_split
 from finecliper.io import sha256_file, write_json
 
 MANIFEST_FORMAT = "finecliper-manifest/1"
@@ -87,10 +87,8 @@ def prepare(dataset: str, annotations: str | Path, data_root: str | Path, varian
     ds = L.dataset_key(dataset)
     if check not in CHECKS:
         raise ValueError(f"check must be one of {CHECKS}, got {check!r}")
-    if ds == "ferv39k":
-        fold_list: list[int | None] = [None]
-    elif folds == "all":
-        fold_list = list(range(1, NUM_FOLDS[ds] + 1))
+    if folds == "all":
+        fold_list = L.folds(ds)
     else:
         fold_list = [int(f) for f in ([folds] if isinstance(folds, (int, str)) else folds)]
     names = L.classes(ds)
@@ -101,7 +99,7 @@ def prepare(dataset: str, annotations: str | Path, data_root: str | Path, varian
     conflicts: list[tuple[str, str]] = []
     for fold in fold_list:
         for split in SPLITS:
-            key = f"fold{fold or 1}/{split}"
+            key = f"fold{fold}/{split}"
             sf = locate_split(ds, annotations, fold, split, **kw)
             recs = read_split(ds, annotations, fold, split, label_base=label_base, **kw)
             cc = class_counts(recs, len(names))

@@ -27,7 +27,6 @@ from pathlib import Path
 from finecliper.data import labels as L
 
 SPLITS = ("train", "test")
-NUM_FOLDS = {"dfew": 5, "ferv39k": 1, "mafw": 5}
 _DATASET_DIRS = {"dfew": ("DFEW", "dfew"), "ferv39k": ("FERV39K", "FERV39k", "ferv39k"), "mafw": ("MAFW", "mafw")}
 _LAYOUTS = {"dfew": ("official", "s2d", "dferclip"), "ferv39k": ("official", "s2d", "dferclip"),
             "mafw": ("official", "s2d_csv", "dferclip")}
@@ -116,12 +115,12 @@ def locate_split(dataset: str, annotations_root: str | Path, fold: int | None, s
     root = Path(annotations_root)
     if split not in SPLITS:
         raise SplitError(f"split must be one of {SPLITS}, got {split!r}")
-    nf = NUM_FOLDS[ds]
-    if ds == "ferv39k":
-        if fold not in (None, 1):
-            raise SplitError(f"FERV39k has one fixed train/test split; fold must be 1 (or omitted), got {fold}")
-        fold = 1
-    elif not isinstance(fold, int) or not 1 <= fold <= nf:
+    nf = L.num_folds(ds)
+    if nf == 1 and fold is None:
+        fold = 1  # one fixed train/test split: the fold may be omitted
+    if nf == 1 and fold != 1:
+        raise SplitError(f"{dataset} has one fixed train/test split; fold must be 1 (or omitted), got {fold}")
+    if not isinstance(fold, int) or not 1 <= fold <= nf:
         raise SplitError(f"{dataset}: fold must be an integer 1..{nf}, got {fold!r}")
     if captions and ds != "mafw":
         raise SplitError(f"captions=True: only MAFW ships captions, not {dataset}")

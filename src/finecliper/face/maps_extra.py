@@ -11,9 +11,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
+from finecliper.data.augment import apply_image, apply_points, eval_geom, normalize_clip
 from finecliper.face.backend import FaceTrack
-from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache, read_manifest
+from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache, read_cache_hash, read_manifest
 from finecliper.face.layout import FLIP_68, PARSING_FLIP_LUT
 from finecliper.face.render import render_landmark_map, render_parsing_map
 
@@ -24,8 +26,6 @@ def render_clip_maps(track: FaceTrack, geom, src_hw: tuple[int, int]) -> tuple[n
     ``src_hw`` is the size of the frames the geometry was sampled for; it must be the size the
     cache refers to.
     """
-    from finecliper.data.augment import apply_image, apply_points
-
     if tuple(track.frame_hw) != tuple(src_hw):
         raise FaceCacheError(f"face cache refers to {track.frame_hw[0]}x{track.frame_hw[1]} frames but the clip's "
                              f"frames are {src_hw[0]}x{src_hw[1]}; rebuild the cache from the same frames "
@@ -66,11 +66,21 @@ class FaceMapsExtra:
                                  f"run `finecliper extract` on this dataset with --out {self.cache_dir}")
         return load_face_cache(path)
 
+    remedy = "run `finecliper extract` over these clips with the same --out (it redoes missing and unreadable files)"
+
+    def check(self, records) -> list[str]:
+        """Clips whose cache file is missing, unreadable or from another extractor (a cheap read of each file)."""
+        expected = self.manifest.get("extractor_hash")
+        problems = []
+        for rec in records:
+            path = cache_path(self.cache_dir, rec.clip_id)
+            if not path.is_file():
+                problems.append(f"{rec.clip_id}: no face cache file {path}")
+            elif read_cache_hash(path) != expected:
+                problems.append(f"{rec.clip_id}: {path} is unreadable or from another extractor")
+        return problems
+
     def load(self, record, indices: np.ndarray, geom, src_hw: tuple[int, int]) -> dict:
-        import torch
-
-        from finecliper.data.augment import eval_geom, normalize_clip
-
         if geom is None:
             geom = eval_geom(src_hw[0], src_hw[1], self.image_size)
         if geom.out_size != self.image_size:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from finecliper.config import ConfigError
+
 # Modalities each variant fuses (paper Tab. 1): v = frames, p = parsing maps, l = landmark maps,
 # d = fine-grained description.
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -12,6 +14,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "star_dagger": ("video", "parsing", "landmarks", "description"),
 }
 VARIANT_SYMBOLS = {"base": "FineCLIPER", "star": "FineCLIPER*", "dagger": "FineCLIPER†", "star_dagger": "FineCLIPER*†"}
+FUSIONS = ("max_norm", "softmax")
+ATTENTIONS = ("sdpa", "eager")
 
 
 @dataclass
@@ -25,12 +29,12 @@ class ModelConfig:
     neg_template: str = "A person with an expression of no {}."
     pn_lambda: float = 1.0  # S = cos(F, T_p) - lambda * cos(F, T_n)
     tau: float = 0.01  # logits = S / tau
-    num_frames: int = 16
+    num_frames: int = 16  # frames per clip; the data pipeline samples this many (data.num_frames follows it)
     adapter_ratio: float = 0.25
     adapter_scale: float = 0.5  # s, the MLP-parallel adapter's scale
     drop_path: float = 0.1
     share_pn_adapters: bool = False  # one adapter set for positive and negative prompts
-    middle_shares_video_adapters: bool = False  # E_p/E_l reuse E_v's adapters instead of their own
+    map_encoder_shares_video_adapters: bool = False  # E_p/E_l (the map encoder) reuse E_v's adapters
     fusion: str = "max_norm"  # max_norm (Eq. 9 as resolved in reference §10.9) | softmax
     fusion_tau: float = 1.0  # temperature of the softmax fusion option
     fusion_floor: float = 0.0  # minimum weight per available modality (keeps every branch learning)
@@ -43,11 +47,41 @@ class ModelConfig:
     # + P_d) are trained contrastively on clip-caption pairs, and class prompts go through that same path.
     zero_shot: bool = False
 
+    def __post_init__(self) -> None:
+        checks = [
+            (self.variant in VARIANTS, f"model.variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"),
+            (self.fusion in FUSIONS, f"model.fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}"),
+            (self.attention in ATTENTIONS, f"model.attention must be sdpa or eager, got {self.attention!r}"),
+            (self.num_frames >= 1, f"model.num_frames must be at least 1, got {self.num_frames}"),
+            (self.tau > 0, f"model.tau must be > 0, got {self.tau}"),
+            (self.fusion_tau > 0, f"model.fusion_tau must be > 0, got {self.fusion_tau}"),
+            (self.pn_lambda >= 0, f"model.pn_lambda must be >= 0, got {self.pn_lambda}"),
+            (self.adapter_ratio > 0, f"model.adapter_ratio must be > 0, got {self.adapter_ratio}"),
+            (0 <= self.drop_path < 1, f"model.drop_path must be in [0, 1), got {self.drop_path}"),
+            (0 <= self.fusion_floor < 1, f"model.fusion_floor must be in [0, 1), got {self.fusion_floor}"),
+            (self.fused_ce_weight >= 0, f"model.fused_ce_weight must be >= 0, got {self.fused_ce_weight}"),
+            (self.desc_context_length >= 2, f"model.desc_context_length must be at least 2, got {self.desc_context_length}"),
+            ("{}" in self.pos_template and "{}" in self.neg_template,
+             "model.pos_template and model.neg_template must each hold '{}' where the class word goes"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
     def modalities(self) -> tuple[str, ...]:
         """The modalities scored and fused (zero-shot scores the video alone)."""
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         return ("video",) if self.zero_shot else VARIANTS[self.variant]
 
     def needs_longclip(self) -> bool:
         return self.zero_shot or "description" in self.modalities()
+
+    def backbone_roles(self) -> tuple[str, ...]:
+        """The frozen backbones this model is built on (and whose identity a checkpoint records)."""
+        return ("clip", "longclip") if self.needs_longclip() else ("clip",)
+
+    def prompts(self, classes: list[str] | None = None) -> tuple[list[str], list[str]]:
+        """The positive and negative sentence of every class, e.g. '... of happiness.' / '... of no happiness.'"""
+        classes = list(classes if classes is not None else self.classes)
+        if not classes:
+            raise ConfigError("model.classes is empty: set the class words (the dataset does this for you)")
+        return [self.pos_template.format(c) for c in classes], [self.neg_template.format(c) for c in classes]

@@ -1,28 +1,38 @@
 """FineCLIPER: frozen CLIP towers, adapters, PN class prompts and adaptive fusion of modalities.
 
 Modalities (a variant picks a subset, ``config.VARIANTS``):
-- ``video``: frames (B,T,3,H,W) -> AIM-adapted ViT -> frozen CLIP ``proj`` (P_v);
-- ``parsing`` / ``landmarks``: rendered maps (B,T,3,H,W) -> one middle encoder shared by both maps
-  (own adapters, temporal embedding, ln_post) -> own projections P_p / P_l (init from CLIP ``proj``);
-- ``description``: tokens (B,L<=248) -> Long-CLIP text tower + adapters -> trainable P_d.
-Class prompts: K positive and K negative sentences -> CLIP text tower + adapters (A_p, A_n) -> frozen P_t.
+- ``video``: frames (B,T,3,H,W) -> ``video_encoder`` (AIM-adapted ViT) -> frozen CLIP ``visual_projection`` (P_v);
+- ``parsing`` / ``landmarks``: rendered face maps (B,T,3,H,W) -> one ``map_encoder`` shared by both maps
+  (the paper's "middle-level" encoder: own adapters, temporal embedding, ln_post) -> own projections
+  ``parsing_projection`` / ``landmarks_projection`` (P_p / P_l, initialised from CLIP's ``visual_projection``);
+- ``description``: tokens (B,L<=248) -> ``description_encoder`` (frozen Long-CLIP text tower + adapters)
+  -> trainable ``description_projection`` (P_d).
+Class prompts: K positive and K negative sentences -> ``prompt_encoder`` (CLIP text tower + adapter sets
+A_p, A_n) -> frozen ``text_projection`` (P_t).
+
+The model knows its tokenizers (class prompts and descriptions are tokenised the way its towers were
+trained) and the identity (sha256, format, file) of the checkpoint files its frozen towers came from:
+a checkpoint records them, and loading one on other backbones is refused (``model.factory``).
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finecliper.model import factory
 from finecliper.model.config import ModelConfig
 from finecliper.model.pn import contrastive_loss, fuse, fusion_weights, pn_scores, weighted_cross_entropy
 from finecliper.model.text_encoder import TextEncoder
 from finecliper.model.video_encoder import VideoEncoder
 
-# The tunable set (reference §1.4, §10.6): everything our wrapper adds; the CLIP towers stay frozen.
-MAP_MODALITIES = ("parsing", "landmarks")
+# ``tokenizer(texts, context_length=L) -> LongTensor (N, L)``, as ``finecliper.clip.ClipTokenizer``
+Tokenizer = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -47,53 +57,85 @@ def _identity_linear(d_in: int, d_out: int) -> nn.Linear:
 
 
 class FineCLIPER(nn.Module):
-    def __init__(self, cfg: ModelConfig, clip: nn.Module, pos_tokens: torch.Tensor, neg_tokens: torch.Tensor,
-                 longclip: nn.Module | None = None):
+    def __init__(self, cfg: ModelConfig, clip: nn.Module, longclip: nn.Module | None = None, *,
+                 tokenizer: Tokenizer, longclip_tokenizer: Tokenizer | None = None,
+                 backbones: Mapping[str, Mapping[str, str]] | None = None):
+        """``clip``, ``longclip``: frozen transformers ``CLIPModel``s (only Long-CLIP's text half is used).
+
+        ``tokenizer``/``longclip_tokenizer``: each backbone's own tokenizer (Long-CLIP's defaults to CLIP's).
+        ``backbones``: {"clip": {"sha256", "format", "file"}, "longclip": {...}} of the checkpoint files
+        the towers were loaded from (``factory.backbone_identity``); without them the model cannot be saved.
+        Build from paths or loaded backbones with :meth:`from_config`.
+        """
         super().__init__()
         self.cfg = cfg
         self.modalities = cfg.modalities()
-        if pos_tokens.shape != neg_tokens.shape:
-            raise ValueError(f"positive {tuple(pos_tokens.shape)} and negative {tuple(neg_tokens.shape)} prompt tokens differ in shape")
+        self.backbone_identities = {k: dict(v) for k, v in (backbones or {}).items()}
+        self.tokenizer = tokenizer
+        self.longclip_tokenizer = longclip_tokenizer or tokenizer
         # frozen backbones, owned here (encoders hold plain references)
         self.clip = clip
         vision = clip.vision_model
         kw = dict(ratio=cfg.adapter_ratio, scale=cfg.adapter_scale, drop_path=cfg.drop_path, grad_checkpoint=cfg.grad_checkpoint)
-        self.video = VideoEncoder(vision, cfg.num_frames, **kw)
+        self.video_encoder = VideoEncoder(vision, cfg.num_frames, **kw)
         if not cfg.zero_shot:
-            self.text = TextEncoder(clip.text_model, clip.text_projection, cfg.adapter_ratio,
-                                    num_sets=1 if cfg.share_pn_adapters else 2)
-        self.register_buffer("pos_tokens", pos_tokens.long(), persistent=False)
-        self.register_buffer("neg_tokens", neg_tokens.long(), persistent=False)
+            self.prompt_encoder = TextEncoder(clip.text_model, clip.text_projection, cfg.adapter_ratio,
+                                              num_sets=1 if cfg.share_pn_adapters else 2)
         if "parsing" in self.modalities:
-            shared = self.video.blocks if cfg.middle_shares_video_adapters else None
-            self.middle = VideoEncoder(vision, cfg.num_frames, blocks=shared, **kw)
-            self.proj_parsing = copy.deepcopy(clip.visual_projection)
-            self.proj_landmarks = copy.deepcopy(clip.visual_projection)
+            shared = self.video_encoder.blocks if cfg.map_encoder_shares_video_adapters else None
+            self.map_encoder = VideoEncoder(vision, cfg.num_frames, blocks=shared, **kw)
+            self.parsing_projection = copy.deepcopy(clip.visual_projection)
+            self.landmarks_projection = copy.deepcopy(clip.visual_projection)
         if cfg.needs_longclip():
             if longclip is None:
                 raise ValueError(f"variant {cfg.variant!r} needs a Long-CLIP text tower (model.longclip)")
             # only the text half of Long-CLIP is used (reference §3.4)
-            self.desc_tower = nn.ModuleDict({"text_model": longclip.text_model, "text_projection": longclip.text_projection})
-            self.description = TextEncoder(longclip.text_model, longclip.text_projection, cfg.adapter_ratio, num_sets=1)
-            self.proj_description = _identity_linear(longclip.text_projection.out_features, clip.text_projection.out_features)
+            self.longclip_text = nn.ModuleDict({"text_model": longclip.text_model, "text_projection": longclip.text_projection})
+            self.description_encoder = TextEncoder(longclip.text_model, longclip.text_projection, cfg.adapter_ratio, num_sets=1)
+            self.description_projection = _identity_linear(longclip.text_projection.out_features,
+                                                           clip.text_projection.out_features)
         self._class_text_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.set_classes(cfg.classes)
         self.apply_freeze_policy()
 
-    # ---------------------------------------------------------------- checkpoints
-    def save_pretrained(self, directory):
-        """Config + tunable weights (safetensors) + the frozen backbones' hashes; see ``model.checkpoint``."""
-        from finecliper.model.checkpoint import save_checkpoint
-        return save_checkpoint(self, directory)
+    # ---------------------------------------------------------------- building, checkpoints
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, clip=None, longclip=None) -> "FineCLIPER":
+        """Build any variant; ``clip``/``longclip`` (a path or a loaded ``ClipBackbone``) default to cfg's paths."""
+        return factory.build(cls, cfg, clip, longclip)
 
     @classmethod
-    def from_pretrained(cls, directory, clip=None, longclip=None) -> "FineCLIPER":
+    def from_pretrained(cls, directory: str | Path, clip=None, longclip=None) -> "FineCLIPER":
         """Load a checkpoint directory; refuses frozen backbones whose hash differs from the recorded one."""
-        from finecliper.model.checkpoint import load_checkpoint
-        return load_checkpoint(directory, clip=clip, longclip=longclip)
+        return factory.load(cls, directory, clip, longclip)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Config + tunable weights (safetensors) + the frozen backbones' identities; see ``model.factory``."""
+        return factory.save(self, directory)
+
+    # ---------------------------------------------------------------- tokenizers and class prompts
+    def tokenize_prompts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Class prompts -> (N, L) tokens of the tower that reads them (Long-CLIP's in zero-shot)."""
+        if self.cfg.zero_shot:
+            return self.longclip_tokenizer(list(texts), context_length=self.description_encoder.context_length)
+        return self.tokenizer(list(texts), context_length=self.prompt_encoder.context_length)
+
+    def tokenize_description(self, texts: Sequence[str], context_length: int | None = None) -> torch.Tensor:
+        """Descriptions -> (N, context_length or ``cfg.desc_context_length``) Long-CLIP tokens."""
+        return self.longclip_tokenizer(list(texts), context_length=context_length or self.cfg.desc_context_length)
+
+    def set_classes(self, classes: Sequence[str]) -> None:
+        """Score against the PN prompts of these class words (``cfg.classes`` stays what was trained)."""
+        pos, neg = self.cfg.prompts(list(classes))
+        dev = self.pos_tokens.device if hasattr(self, "pos_tokens") else torch.device("cpu")
+        self.register_buffer("pos_tokens", self.tokenize_prompts(pos).long().to(dev), persistent=False)
+        self.register_buffer("neg_tokens", self.tokenize_prompts(neg).long().to(dev), persistent=False)
+        self.classes = list(classes)
+        self._class_text_cache = None
 
     # ---------------------------------------------------------------- freeze policy and counts
     def frozen_modules(self) -> list[nn.Module]:
-        return [self.clip] + ([self.desc_tower] if hasattr(self, "desc_tower") else [])
+        return [self.clip] + ([self.longclip_text] if hasattr(self, "longclip_text") else [])
 
     def apply_freeze_policy(self) -> None:
         """Only adapters, temporal embeddings, ln_post copies and new projections train."""
@@ -132,12 +174,6 @@ class FineCLIPER(nn.Module):
         return counts
 
     # ---------------------------------------------------------------- text side
-    def set_prompt_tokens(self, pos_tokens: torch.Tensor, neg_tokens: torch.Tensor) -> None:
-        """Swap the class prompts (e.g. open-vocabulary classes at inference)."""
-        dev = self.pos_tokens.device
-        self.pos_tokens, self.neg_tokens = pos_tokens.long().to(dev), neg_tokens.long().to(dev)
-        self._class_text_cache = None
-
     def _encode_prompts(self, tokens_pos: torch.Tensor, tokens_neg: torch.Tensor, encoder: TextEncoder,
                         separate_sets: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if separate_sets:
@@ -151,17 +187,17 @@ class FineCLIPER(nn.Module):
         if not self.training and self._class_text_cache is not None:
             return self._class_text_cache
         if self.cfg.zero_shot:  # the caption-trained description path reads the class prompts
-            tp, tn = self.description(torch.cat([self.pos_tokens, self.neg_tokens])).chunk(2)
-            feats = F.normalize(self.proj_description(tp), dim=-1), F.normalize(self.proj_description(tn), dim=-1)
+            tp, tn = self.description_encoder(torch.cat([self.pos_tokens, self.neg_tokens])).chunk(2)
+            feats = F.normalize(self.description_projection(tp), dim=-1), F.normalize(self.description_projection(tn), dim=-1)
         else:
-            feats = self._encode_prompts(self.pos_tokens, self.neg_tokens, self.text, not self.cfg.share_pn_adapters)
+            feats = self._encode_prompts(self.pos_tokens, self.neg_tokens, self.prompt_encoder, not self.cfg.share_pn_adapters)
         if not self.training:
             self._class_text_cache = tuple(f.detach() for f in feats)  # type: ignore[assignment]
         return feats
 
     def encode_description(self, tokens: torch.Tensor) -> torch.Tensor:
         """Description tokens (B, L) -> F_d (B, E), normalised."""
-        return F.normalize(self.proj_description(self.description(tokens)), dim=-1)
+        return F.normalize(self.description_projection(self.description_encoder(tokens)), dim=-1)
 
     # ---------------------------------------------------------------- visual side
     def encode(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -169,12 +205,12 @@ class FineCLIPER(nn.Module):
         feats, available = {}, {}
         frames = batch["frames"]
         b = frames.shape[0]
-        feats["video"] = F.normalize(self.clip.visual_projection(self.video.forward_features(frames)), dim=-1)
+        feats["video"] = F.normalize(self.clip.visual_projection(self.video_encoder.forward_features(frames)), dim=-1)
         if "parsing" in self.modalities:
             maps = torch.cat([batch["parsing_maps"], batch["landmark_maps"]])  # (2B, T, 3, H, W), one pass
-            h_p, h_l = self.middle.forward_features(maps).chunk(2)
-            feats["parsing"] = F.normalize(self.proj_parsing(h_p), dim=-1)
-            feats["landmarks"] = F.normalize(self.proj_landmarks(h_l), dim=-1)
+            h_p, h_l = self.map_encoder.forward_features(maps).chunk(2)
+            feats["parsing"] = F.normalize(self.parsing_projection(h_p), dim=-1)
+            feats["landmarks"] = F.normalize(self.landmarks_projection(h_l), dim=-1)
             if "face_valid" in batch:  # a clip with no face in any frame has no usable maps
                 ok = batch["face_valid"].to(torch.bool).any(dim=1)
                 available["parsing"] = available["landmarks"] = ok

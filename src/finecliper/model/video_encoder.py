@@ -65,7 +65,7 @@ class VideoEncoder(nn.Module):
         if blocks is None:
             rates = np.linspace(0, drop_path, depth).tolist()
             blocks = nn.ModuleList(AdaptedBlock(dim, ratio, scale, r) for r in rates)
-        self.blocks = blocks  # may be shared with another encoder (middle_shares_video_adapters)
+        self.blocks = blocks  # may be shared with another encoder (map_encoder_shares_video_adapters)
 
     def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
         # frames: (B, T, 3, H, W) -> (B, D)

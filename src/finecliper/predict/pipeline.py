@@ -25,8 +25,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from finecliper.device import autocast, resolve_device
 from finecliper.face.crop import CropConfig, CropTrack, crop_frames, smooth_boxes
 from finecliper.face.facemesh import FaceMeshAnalyser, FaceMeshConfig
+from finecliper.model.finecliper import FineCLIPER
 from finecliper.predict.video import TrackBoxes, VideoInfo, face_tracks, iter_frames, scan_video
 from finecliper.predict.windows import Window, plan_windows
 
@@ -126,12 +128,6 @@ class _TrackData:
     mesh_valid: np.ndarray | None = None  # (N,) bool, the analyser found the face in the crop
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 class Predictor:
     def __init__(self, model, cfg: PredictConfig | None = None, classes: list[str] | None = None):
         self.cfg = cfg or PredictConfig()
@@ -152,9 +148,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, directory, clip=None, longclip=None, cfg: PredictConfig | None = None,
                         classes: list[str] | None = None) -> "Predictor":
-        from finecliper.model.checkpoint import load_checkpoint
-
-        return cls(load_checkpoint(directory, clip=clip, longclip=longclip), cfg, classes)
+        return cls(FineCLIPER.from_pretrained(directory, clip=clip, longclip=longclip), cfg, classes)
 
     # ---------------------------------------------------------------- classes
     def set_classes(self, classes: list[str]) -> list[str]:
@@ -162,16 +156,13 @@ class Predictor:
 
         Returns the words the checkpoint was not trained on, and warns about them.
         """
-        from finecliper.model.build import prompt_tokens
-
         classes = [c.strip() for c in classes if c and c.strip()]
         if len(classes) < 2:
             raise ValueError(f"--classes needs at least two class names, got {classes}")
         dup = sorted({c for c in classes if classes.count(c) > 1})
         if dup:
             raise ValueError(f"--classes names {dup} more than once")
-        pos, neg = prompt_tokens(self.model.cfg, self.model.tokenize, classes)
-        self.model.set_prompt_tokens(pos, neg)
+        self.model.set_classes(classes)
         self.classes = classes
         trained = {c.lower() for c in self.trained_classes}
         untrained = [c for c in classes if c.lower() not in trained]
@@ -251,7 +242,7 @@ class Predictor:
 
                     batch["description_tokens"] = truncate_to_longest(batch["description_tokens"])
                 batch = {key: v.to(self.device) for key, v in batch.items()}
-            with timer("model"), torch.no_grad(), self._autocast():
+            with timer("model"), torch.no_grad(), autocast(self.device, self.cfg.precision):
                 out = self.model(batch)
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
@@ -389,11 +380,6 @@ class Predictor:
             tok = self.model.tokenize_description([text], context_length=self.model.cfg.desc_context_length)
             item["description_tokens"] = tok[0]                            # (L,) long
         return item, text
-
-    def _autocast(self):
-        if self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and self.device.type == "cuda"):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     # ---------------------------------------------------------------- explanations
     def _explain(self, path: Path, data: list[_TrackData], windows_out: dict[int, list[WindowResult]], fps: float) -> None:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from finecliper import __version__
 from finecliper.io import atomic_write
 
 CACHE_FORMAT = "finecliper-descriptions"
@@ -99,8 +100,6 @@ class DescriptionCache:
     """Append-only writer. ``identity`` holds :data:`IDENTITY_KEYS`; a mismatch with an existing file raises."""
 
     def __init__(self, path: str | Path, identity: dict[str, Any], metadata: dict[str, Any] | None = None):
-        from finecliper import __version__
-
         missing = [k for k in IDENTITY_KEYS if k not in identity]
         if missing:
             raise ValueError(f"cache identity lacks {missing}")

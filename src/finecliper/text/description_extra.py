@@ -14,20 +14,22 @@ import numpy as np
 import torch
 
 from finecliper.model.text_encoder import truncate_to_longest  # noqa: F401  (re-exported: batch truncation)
+from finecliper.text.desc_cache import load_descriptions
 
 LONG_CONTEXT = 248  # Long-CLIP text context (reference §3.3)
 
 
 class DescriptionExtra:
-    def __init__(self, descriptions: Mapping[str, str] | str | Path, tokenizer, context_length: int = LONG_CONTEXT,
-                 missing: str = "error"):
-        """``descriptions``: {clip_id: text} or a description cache path; ``tokenizer(texts, context_length)``
-        -> LongTensor (N, L). ``missing``: "error" (default) or "empty" (an empty description: SOT EOT)."""
-        from finecliper.text.desc_cache import load_descriptions
+    remedy = "run `finecliper describe` over these clips into the same file (it resumes)"
 
+    def __init__(self, descriptions: Mapping[str, str] | str | Path, tokenizer, context_length: int = LONG_CONTEXT,
+                 missing: str = "error", source: str | None = None):
+        """``descriptions``: {clip_id: text} or a description cache path; ``tokenizer(texts, context_length)``
+        -> LongTensor (N, L). ``missing``: "error" (default) or "empty" (an empty description: SOT EOT).
+        ``source``: where a dict of texts came from (for messages)."""
         if missing not in ("error", "empty"):
             raise ValueError(f"missing must be 'error' or 'empty', got {missing!r}")
-        self.source = str(descriptions) if isinstance(descriptions, (str, Path)) else "<dict>"
+        self.source = str(descriptions) if isinstance(descriptions, (str, Path)) else (source or "<dict>")
         texts = load_descriptions(descriptions) if isinstance(descriptions, (str, Path)) else dict(descriptions)
         self.context_length = context_length
         self.missing = missing
@@ -42,6 +44,12 @@ class DescriptionExtra:
 
     def __len__(self) -> int:
         return len(self.row)
+
+    def check(self, records) -> list[str]:
+        """Clips without a description (nothing when missing='empty')."""
+        if self.missing == "empty":
+            return []
+        return [f"{r.clip_id}: no description in {self.source}" for r in records if r.clip_id not in self.row]
 
     def load(self, record: Any, indices: np.ndarray, geom: Any, src_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
         i = self.row.get(record.clip_id)

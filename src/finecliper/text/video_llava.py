@@ -26,14 +26,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from finecliper.data.augment import CLIP_MEAN, CLIP_STD
+
 CHAT_TEMPLATE = "USER: <video>\n{prompt} ASSISTANT:"  # Video-LLaVA-7B-hf conversation format
 VIDEO_TOKEN = "<video>"
 LABEL_HINT = ("\nFor reference only, the ground-truth expression label of this video is \"{label}\". "
               "Still describe only facial movements and do not use any emotion words.")
 DEFAULT_PROMPT = "analyst_v1"
 NUM_FRAMES = 8  # Video-LLaVA's default
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class VideoLlavaError(ValueError):

@@ -1,15 +1,23 @@
-"""torchrun-aware process group setup: the same command runs on one CPU or N GPUs.
+"""torchrun-aware process group, sharded loaders and gathering: the same command runs on one CPU or N GPUs.
 
     torchrun --nproc-per-node N -m finecliper.cli.main train ...
-NCCL on CUDA, gloo on CPU. Outside torchrun everything here is a no-op.
+NCCL on CUDA, gloo on CPU. Outside torchrun everything here is a no-op (world size 1).
+
+Every rank must take the same number of steps, or a collective waits forever for a rank that has
+finished: loaders use ``DistributedSampler``, which pads the last shard by repeating clips.
+Evaluation drops those repeats again and gathers the predictions back in dataset order.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from finecliper.data.dataset import collate_clips
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
-def gather_objects(d: Dist, obj):
+def gather_objects(d: Dist, obj: Any) -> list[Any]:
     """A list with every rank's ``obj`` (on every rank); ``[obj]`` when not distributed."""
     if not d.enabled:
         return [obj]
@@ -50,20 +58,24 @@ def gather_objects(d: Dist, obj):
     return out
 
 
-def broadcast_object(d: Dist, obj):
-    if not d.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+def shard_loader(ds: Dataset, batch_size: int, workers: int, d: Dist, *, shuffle: bool, seed: int) -> DataLoader:
+    """This rank's share of ``ds``; every rank gets the same number of batches.
+
+    Call ``loader.sampler.set_epoch(epoch)`` before each epoch: the shuffle is drawn from (seed, epoch),
+    so a resumed run sees the same order.
+    """
+    sampler = DistributedSampler(ds, num_replicas=d.world_size, rank=d.rank, shuffle=shuffle, seed=seed, drop_last=False)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate_clips,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=False)
 
 
-def resolve_device(name: str, d: Dist) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and d.enabled:
-        name = f"cuda:{d.local_rank}"
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    return dev
+def gather_in_order(d: Dist, rows: list, n: int) -> list:
+    """Per-clip ``rows`` of a ``shard_loader(shuffle=False)`` pass, from every rank, in dataset order.
+
+    ``DistributedSampler`` gives rank r the padded indices r, r + W, r + 2W, ...; interleaving the ranks'
+    rows restores 0, 1, 2, ... and cutting at ``n`` (the dataset length) drops the padding repeats.
+    """
+    parts = gather_objects(d, rows)
+    if len({len(p) for p in parts}) > 1:
+        raise RuntimeError(f"ranks returned {[len(p) for p in parts]} rows; a sharded pass must give each the same")
+    return [row for group in zip(*parts) for row in group][:n]

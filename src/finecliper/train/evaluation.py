@@ -1,37 +1,40 @@
-"""Running a model over a loader and scoring its predictions (UAR, WAR, confusion matrix)."""
+"""Running a model over a test split and scoring its predictions (UAR, WAR, confusion matrix)."""
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterable
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
+from finecliper.data.dataset import build_datasets
+from finecliper.data.labels import classes as dataset_classes
+from finecliper.device import autocast, resolve_device, to_device
 from finecliper.eval.metrics import evaluate_predictions
-from finecliper.train.distributed import Dist, gather_objects
+from finecliper.eval.report import write_fold_report
+from finecliper.io import write_json
+from finecliper.model.finecliper import FineCLIPER
+from finecliper.train.config import ExperimentConfig
+from finecliper.train.distributed import Dist, gather_in_order, shard_loader
+from finecliper.train.inputs import check_datasets, make_inputs
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+class EvaluationError(ValueError):
+    pass
 
 
 @torch.no_grad()
-def predict(model, loader: Iterable, device: torch.device, precision: str = "auto", d: Dist = Dist(),
-            progress=None) -> dict[str, Any]:
-    """Predictions for every clip of ``loader`` (gathered over ranks, in dataset order when sharded by rank)."""
+def predict(model, loader: DataLoader, device: torch.device, precision: str = "auto", d: Dist = Dist(),
+            progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Predictions for every clip of ``loader``'s dataset, gathered over ranks, in dataset order, each once."""
     model.eval()
     rows: list[tuple] = []
     for batch in loader:
         labels = batch["label"]
-        batch = to_device({k: v for k, v in batch.items() if k != "label"}, device)
         with autocast(device, precision):
-            out = model(batch)
+            out = model(to_device({k: v for k, v in batch.items() if k != "label"}, device))
         probs = torch.softmax(out.logits.float(), dim=-1).cpu()
         mod_pred = {m: s.argmax(-1).cpu() for m, s in out.scores.items()}
         w = out.weights.float().cpu()
@@ -39,7 +42,7 @@ def predict(model, loader: Iterable, device: torch.device, precision: str = "aut
             rows.append((cid, int(labels[i]), probs[i].numpy(), {m: int(p[i]) for m, p in mod_pred.items()}, w[i].numpy()))
         if progress is not None:
             progress()
-    rows = [r for part in gather_objects(d, rows) for r in part]
+    rows = gather_in_order(d, rows, len(loader.dataset))
     return {
         "clip_ids": [r[0] for r in rows],
         "labels": np.array([r[1] for r in rows], dtype=np.int64),
@@ -60,43 +63,45 @@ def score_predictions(pred: dict[str, Any], num_classes: int) -> dict[str, Any]:
     return s
 
 
-def evaluate_checkpoint(cfg, checkpoint, fold: int, out_dir, clip=None, longclip=None,
-                        zero_shot: bool = False) -> dict[str, Any]:
+def evaluate(model, loader: DataLoader, device: torch.device, precision: str, d: Dist = Dist(),
+             progress: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(predictions, scores) of ``model`` on ``loader``'s dataset, scored against the model's current classes."""
+    pred = predict(model, loader, device, precision, d, progress)
+    return pred, score_predictions(pred, len(model.classes))
+
+
+def write_predictions(path: Path, pred: dict[str, Any], scores: dict[str, Any]) -> None:
+    write_json(path, {"scores": scores, "clip_ids": pred["clip_ids"], "labels": pred["labels"].tolist(),
+                      "preds": pred["preds"].tolist(), "probs": np.round(pred["probs"], 5).tolist()})
+
+
+def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, fold: int, out_dir: str | Path, clip=None,
+                        longclip=None, zero_shot: bool = False) -> dict[str, Any]:
     """Score a saved model on the test split of ``cfg.data`` (fold ``fold``) and write its report.
 
     ``zero_shot``: score with PN prompts of the *target* dataset's classes (cross-dataset evaluation).
+    The data pipeline follows the checkpoint (its classes and number of frames), not ``cfg.model``.
     """
-    from pathlib import Path
-
-    from torch.utils.data import DataLoader
-
-    from finecliper.data.dataset import build_datasets, collate_clips
-    from finecliper.data.labels import classes as dataset_classes
-    from finecliper.model.build import prompt_tokens
-    from finecliper.eval.report import write_fold_report
-    from finecliper.io import write_json
-    from finecliper.model.checkpoint import load_checkpoint
-    from finecliper.train.distributed import resolve_device
-    from finecliper.train.loop import make_extras
-
     out_dir = Path(out_dir)
-    device = resolve_device(cfg.train.device, Dist())
-    model = load_checkpoint(checkpoint, clip=clip, longclip=longclip).to(device)
+    device = resolve_device(cfg.train.device)
+    model = FineCLIPER.from_pretrained(checkpoint, clip=clip, longclip=longclip).to(device)
     target = dataset_classes(cfg.data.dataset)
-    if list(model.cfg.classes) != target:
+    if model.classes != target:
         if not (zero_shot or model.cfg.zero_shot):
-            raise ValueError(f"{checkpoint} was trained on classes {model.cfg.classes}, but {cfg.data.dataset} has {target}; "
-                             f"pass --zero-shot to score with PN prompts of the target classes")
-        model.set_prompt_tokens(*prompt_tokens(model.cfg, model.tokenize, target))
-        model.cfg.classes = target
-    cfg.model = model.cfg
-    cfg.data.fold = fold
-    _, test_ds = build_datasets(cfg.data, *make_extras(cfg, model, training=False))
-    loader = DataLoader(test_ds, batch_size=cfg.data.batch_size, num_workers=cfg.data.workers, collate_fn=collate_clips)
-    pred = predict(model, loader, device, cfg.train.precision)
-    s = score_predictions(pred, len(model.cfg.classes))
-    write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset,
-                      extra={"checkpoint": str(checkpoint), "fold": fold, "zero_shot": bool(zero_shot or model.cfg.zero_shot)})
-    write_json(out_dir / "predictions.json", {"scores": s, "clip_ids": pred["clip_ids"], "labels": pred["labels"].tolist(),
-                                               "preds": pred["preds"].tolist(), "probs": np.round(pred["probs"], 5).tolist()})
+            raise EvaluationError(f"{checkpoint} was trained on classes {model.classes}, but {cfg.data.dataset} has "
+                                  f"{target}; pass --zero-shot to score with PN prompts of the target classes")
+        model.set_classes(target)
+    cfg = dataclasses.replace(cfg, model=model.cfg,
+                              data=dataclasses.replace(cfg.data, fold=fold, num_frames=model.cfg.num_frames))
+    inputs = make_inputs(cfg, model.tokenize_description, training=False)
+    _, test_ds = build_datasets(cfg.data, inputs.train_extras, inputs.test_extras)
+    check_datasets([("test", test_ds)], cfg.data.manifest, inputs.notes)
+    loader = shard_loader(test_ds, cfg.data.batch_size, cfg.data.workers, Dist(), shuffle=False, seed=cfg.data.seed)
+    pred, s = evaluate(model, loader, device, cfg.train.precision)
+    zs = bool(zero_shot or model.cfg.zero_shot)
+    extra = {"checkpoint": str(checkpoint), "fold": fold, "zero_shot": zs}
+    if inputs.descriptions:
+        extra["descriptions"] = inputs.descriptions
+    write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset, extra=extra)
+    write_predictions(out_dir / "predictions.json", pred, s)
     return {"fold": fold, **s}

@@ -1,102 +1,131 @@
 """The training loop: plain PyTorch, readable top to bottom.
 
-Per fold: build the model and data, then for each epoch train, evaluate on the test split, log a
-JSONL line, and save ``last/`` (weights + trainer state, so ``--resume`` continues after the last
-finished epoch) and ``best/`` (the best-on-test epoch, labelled as such: DFER papers select on the
-test fold, reference §5.7). Reports for both are written at the end.
+``train_folds`` checks what it can before any work (the output folder is writable, no run is
+overwritten unasked, each fold's clips all have their inputs), then trains each fold. Per epoch
+``train_fold`` runs ``train_one_epoch``, ``evaluate`` on the test split, and ``save_state``: last/
+(weights + trainer state, so ``--resume`` continues after the last finished epoch, see
+``train.state``) and best/ (the best-on-test epoch, labelled as such: DFER papers select on the test
+fold, reference §5.7). Reports for both are written at the end.
 """
 from __future__ import annotations
 
-import io
+import contextlib
+import dataclasses
+import itertools
 import json
-import logging
 import math
+import sys
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from transformers import get_cosine_schedule_with_warmup
 
 from finecliper.config import dump_yaml
-from finecliper.data.dataset import build_datasets, collate_clips
+from finecliper.data.dataset import build_datasets
 from finecliper.data.labels import classes as dataset_classes
-from finecliper.io import write_json
-from finecliper.model.build import build_model, load_backbones
-from finecliper.model.checkpoint import load_tunable_weights, save_checkpoint
-from finecliper.train.config import ExperimentConfig
-from finecliper.train.distributed import Dist, barrier, init_distributed, resolve_device
-from finecliper.train.evaluation import autocast, predict, score_predictions, to_device
-from finecliper.train.schedule import warmup_cosine
-
-STATE = "state.pt"
-
-
-def make_extras(cfg: ExperimentConfig, model, training: bool = True) -> tuple[list, list]:
-    """Dataset plug-ins (train, test) for the modalities beyond frames that the model needs."""
-    extras = []
-    mods = cfg.model.modalities()
-    if "parsing" in mods:
-        if not cfg.face_cache:
-            raise ValueError(f"variant {cfg.model.variant!r} needs face maps: run `finecliper extract` and set face_cache=DIR")
-        from finecliper.face.maps_extra import FaceMapsExtra
-
-        extras.append(FaceMapsExtra(cfg.face_cache, cfg.data.image_size))
-    if "description" in mods:
-        if not cfg.descriptions:
-            raise ValueError(f"variant {cfg.model.variant!r} needs descriptions: run `finecliper describe` and set descriptions=FILE")
-        from finecliper.text.description_extra import DescriptionExtra
-
-        extras.append(DescriptionExtra(cfg.descriptions, model.tokenize_description, cfg.model.desc_context_length))
-    if not (cfg.model.zero_shot and training):
-        return extras, extras
-    # zero-shot: training clips are paired with a caption or description; test clips are scored by video alone
-    from finecliper.text.description_extra import DescriptionExtra
-
-    if cfg.descriptions in (None, "", "captions"):
-        from finecliper.data.splits import read_split
-
-        records = read_split(cfg.data.dataset, cfg.data.annotations, cfg.data.fold, "train", captions=True, layout=cfg.data.layout)
-        texts = {r.clip_id: r.caption for r in records if r.caption}
-    else:
-        texts = cfg.descriptions
-    return extras + [DescriptionExtra(texts, model.tokenize_description, cfg.model.desc_context_length)], extras
+from finecliper.device import autocast, resolve_device, to_device
+from finecliper.eval.metrics import summarize_folds
+from finecliper.eval.report import plot_learning_curve, write_fold_report, write_per_class_table
+from finecliper.io import check_writable, naming_path, remove_temp_files, write_json
+from finecliper.model import factory
+from finecliper.model.finecliper import FineCLIPER
+from finecliper.train.config import ExperimentConfig, TrainConfig
+from finecliper.train.distributed import Dist, barrier, init_distributed, shard_loader
+from finecliper.train.evaluation import evaluate, write_predictions
+from finecliper.train.inputs import check_datasets, make_inputs
+from finecliper.train.state import BEST, HISTORY, RunDirError, RunState, claim_run_dir, clear_run, load_state, save_state
 
 
-def make_logger(path: Path, is_main: bool) -> logging.Logger:
-    """A logger of this run only (file + console on the main rank); no global logging config touched."""
-    log = logging.getLogger(f"finecliper.run.{path.parent}")
-    log.handlers.clear()
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    if is_main:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(path)
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(fh)
-    return log
+# ----------------------------------------------------------------------------- the pieces
+
+def make_optimizer(model: FineCLIPER, tc: TrainConfig) -> torch.optim.Optimizer:
+    params = model.trainable_parameters()
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
 
 
-def _loader(ds, batch_size, workers, shuffle, d: Dist, seed: int, epoch: int = 0):
-    if d.enabled:  # each rank a disjoint slice; the dataset's own RNG keeps augmentation rank-independent
-        order = np.random.default_rng([seed, epoch]).permutation(len(ds)) if shuffle else np.arange(len(ds))
-        ds, shuffle = Subset(ds, order[d.rank::d.world_size].tolist()), False
-    g = torch.Generator().manual_seed(seed * 1000 + epoch)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate_clips,
-                      generator=g, drop_last=False, persistent_workers=False, pin_memory=torch.cuda.is_available())
+def steps_per_epoch(batches: int, grad_accum: int) -> int:
+    """Optimiser steps per epoch: one per ``grad_accum`` batches, and one for a last, smaller group."""
+    return math.ceil(batches / grad_accum)
 
 
-class _Progress:
-    """A rich progress bar on the main rank (no-op elsewhere)."""
+def make_schedule(opt: torch.optim.Optimizer, tc: TrainConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_epochs``, then cosine decay reaching 0 after the last step (per step)."""
+    return get_cosine_schedule_with_warmup(opt, num_warmup_steps=round(tc.warmup_epochs * steps),
+                                           num_training_steps=steps * tc.epochs)
+
+
+def train_one_epoch(model, loader, opt: torch.optim.Optimizer, sched, batches: int, grad_accum: int,
+                    device: torch.device, precision: str,
+                    on_batch: Callable[[int, float, float], None] | None = None) -> dict[str, float]:
+    """``batches`` batches of ``loader``, one optimiser step per ``grad_accum`` of them.
+
+    Returns the mean loss, the learning rate of the epoch's last step and the number of steps.
+    """
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    total, seen, steps, lr = 0.0, 0, 0, 0.0
+    for i, batch in enumerate(itertools.islice(loader, batches)):
+        first = i - i % grad_accum
+        group = min(grad_accum, batches - first)  # the last group may be smaller: divide by its real size
+        step_now = i == first + group - 1
+        # DDP: gradients are all-reduced only on the batch that steps
+        no_sync = model.no_sync() if hasattr(model, "no_sync") and not step_now else contextlib.nullcontext()
+        with no_sync:
+            with autocast(device, precision):
+                out = model(to_device(batch, device))
+            (out.loss / group).backward()
+        if step_now:
+            lr = opt.param_groups[0]["lr"]
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            steps += 1
+        loss, n = float(out.loss.detach()), len(batch["clip_id"])
+        total, seen = total + loss * n, seen + n
+        if on_batch is not None:
+            on_batch(i, loss, lr)
+    return {"loss": total / max(1, seen), "lr": lr, "steps": steps}
+
+
+def fold_config(cfg: ExperimentConfig, fold: int) -> ExperimentConfig:
+    """``cfg`` for one fold, with the dataset's class words unless the config names its own."""
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fold=fold),
+                               model=dataclasses.replace(cfg.model, classes=cfg.model.classes or dataset_classes(cfg.data.dataset)))
+
+
+class RunLog:
+    """A fold's train.log (main rank only); ``say`` also prints the line to the console."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+        if enabled:
+            with naming_path(path.parent):
+                path.parent.mkdir(parents=True, exist_ok=True)
+
+    def info(self, message: str) -> None:
+        if self.enabled:
+            with naming_path(self.path), open(self.path, "a", encoding="utf-8") as f:
+                f.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} {message}\n")
+
+    def say(self, message: str) -> None:
+        self.info(message)
+        if self.enabled:
+            print(message, file=sys.stderr, flush=True)
+
+
+class ProgressBars:
+    """Rich progress bars on the main rank (no-op elsewhere), gone when done."""
 
     def __init__(self, enabled: bool):
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[info]}"), transient=True) if enabled else None
 
     def __enter__(self):
         if self.bar:
@@ -114,157 +143,123 @@ class _Progress:
         return lambda advance=1, **kw: self.bar.update(tid, advance=advance, **kw)
 
 
-def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = False, backbones=None) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- one fold
+
+def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = False, backbones=(None, None),
+               d: Dist = Dist()) -> dict[str, Any]:
     """Train and evaluate one fold; returns the summary also written to ``out_dir/summary.json``."""
-    tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    cfg.data.fold = fold
-    cfg.model.classes = cfg.model.classes or dataset_classes(cfg.data.dataset)
-    num_classes = len(cfg.model.classes)
-    probe = torch.device("cuda" if tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available()) else "cpu")
-    d = init_distributed(probe.type)
-    device = resolve_device(tc.device, d)
-    log = make_logger(out_dir / "train.log", d.is_main)
+    cfg, tc = fold_config(cfg, fold), cfg.train
+    device = resolve_device(tc.device, d.local_rank if d.enabled else None)
+    log = RunLog(out_dir / "train.log", d.is_main)
     torch.manual_seed(cfg.data.seed + d.rank)
 
-    clip, longclip = backbones or load_backbones(cfg.model)
-    model = build_model(cfg.model, clip, longclip).to(device)
-    train_ds, test_ds = build_datasets(cfg.data, *make_extras(cfg, model))
-    log.info("fold %d: %d train / %d test clips, %s, device %s, world %d", fold, len(train_ds), len(test_ds),
-             cfg.model.variant, device, d.world_size)
-    counts = model.parameter_counts()["total"]
-    log.info("parameters: %s trainable, %s frozen", f"{counts['trainable']:,}", f"{counts['frozen']:,}")
-
-    params = model.trainable_parameters()
-    if tc.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    elif tc.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    model = FineCLIPER.from_config(cfg.model, *backbones).to(device)
+    inputs = make_inputs(cfg, model.tokenize_description)
+    train_ds, test_ds = build_datasets(cfg.data, inputs.train_extras, inputs.test_extras)
+    check_datasets([("train", train_ds), ("test", test_ds)], cfg.data.manifest, inputs.notes)  # before any training
+    for note in inputs.notes:
+        log.say(f"warning: {note}")
+    train_loader = shard_loader(train_ds, cfg.data.batch_size, cfg.data.workers, d, shuffle=True, seed=cfg.data.seed)
+    test_loader = shard_loader(test_ds, cfg.data.batch_size, cfg.data.workers, d, shuffle=False, seed=cfg.data.seed)
+    batches = min(len(train_loader), tc.max_steps_per_epoch or len(train_loader))  # the same on every rank
+    opt = make_optimizer(model, tc)
+    sched = make_schedule(opt, tc, steps_per_epoch(batches, tc.grad_accum))
+    run = load_state(model, opt, sched, out_dir, d, log.say) if resume else RunState()
+    if run.epochs_done:
+        log.say(f"fold {fold}: resuming after epoch {run.epochs_done} of {tc.epochs} from {out_dir / 'last'}")
     else:
-        raise ValueError(f"train.optimizer must be sgd or adamw, got {tc.optimizer!r}")
-    batches = math.ceil(len(train_ds) / (cfg.data.batch_size * d.world_size))
-    if tc.max_steps_per_epoch:
-        batches = min(batches, tc.max_steps_per_epoch)
-    steps_per_epoch = max(1, batches // tc.grad_accum)
-    total, warm = steps_per_epoch * tc.epochs, int(round(tc.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warm))
-    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if d.enabled else model
+        log.say(f"fold {fold}: training from scratch into {out_dir}")
+        if d.is_main:
+            (out_dir / HISTORY).unlink(missing_ok=True)  # a history without its checkpoint is not this run's
+    ddp = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if d.enabled else model
+    counts = model.parameter_counts()["total"]
+    log.info(f"fold {fold}: {len(train_ds)} train / {len(test_ds)} test clips, {cfg.model.variant}, device {device}, "
+             f"world {d.world_size}, {batches} batches per epoch; parameters: {counts['trainable']:,} trainable, "
+             f"{counts['frozen']:,} frozen")
 
-    start, history, best = 0, [], None
-    last_dir, best_dir = out_dir / "last", out_dir / "best"
-    if resume and (last_dir / STATE).is_file():
-        load_tunable_weights(model, last_dir / "model.safetensors")
-        state = torch.load(last_dir / STATE, map_location="cpu", weights_only=True)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start, best = int(state["epoch"]) + 1, state["best"]
-        history = json.loads(state["history"])
-        log.info("resumed after epoch %d", start - 1)
-    elif resume:
-        log.info("nothing to resume in %s: starting fresh", last_dir)
-
-    test_loader = _loader(test_ds, cfg.data.batch_size, cfg.data.workers, False, d, cfg.data.seed)
-    with _Progress(d.is_main) as bars:
-        stop = tc.epochs if tc.stop_after is None else min(tc.epochs, start + tc.stop_after)
-        for epoch in range(start, stop):
+    stop = tc.epochs if tc.stop_after is None else min(tc.epochs, run.epochs_done + tc.stop_after)
+    with ProgressBars(d.is_main) as bars:
+        for epoch in range(run.epochs_done, stop):
             t0 = time.time()
-            ddp.train()
-            train_ds.set_epoch(epoch)
-            loader = _loader(train_ds, cfg.data.batch_size, cfg.data.workers, True, d, cfg.data.seed, epoch)
+            train_loader.sampler.set_epoch(epoch)  # the shuffle of this epoch
+            train_ds.set_epoch(epoch)  # the augmentation of this epoch
             tick = bars.task(f"fold {fold} epoch {epoch + 1}/{tc.epochs}", batches)
-            run_loss, n_seen = 0.0, 0
-            opt.zero_grad(set_to_none=True)
-            for i, batch in enumerate(loader):
-                if i >= batches:
-                    break
-                batch = to_device(batch, device)
-                with autocast(device, tc.precision):
-                    out = ddp(batch)
-                (out.loss / tc.grad_accum).backward()
-                if (i + 1) % tc.grad_accum == 0 or i + 1 == batches:
-                    opt.step()
-                    sched.step()
-                    opt.zero_grad(set_to_none=True)
-                run_loss += float(out.loss.detach()) * len(batch["clip_id"])
-                n_seen += len(batch["clip_id"])
-                tick(info=f"loss {run_loss / n_seen:.4f}")
-                if d.is_main and tc.log_every and i % tc.log_every == 0:
-                    log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch + 1, i + 1, batches, float(out.loss.detach()), sched.get_last_lr()[0])
-            test_tick = bars.task(f"fold {fold} evaluate", len(test_loader))
-            pred = predict(model, test_loader, device, tc.precision, d, progress=test_tick)
-            scores = score_predictions(pred, num_classes)
-            rec = {"epoch": epoch + 1, "train_loss": run_loss / max(1, n_seen), "lr": sched.get_last_lr()[0],
-                   "test_uar": scores["uar"], "test_war": scores["war"], "modality_war": scores["modality_war"],
-                   "mean_weights": scores.get("mean_weights"), "seconds": round(time.time() - t0, 2)}
-            history.append(rec)
-            metric = scores[tc.select_metric]
-            improved = best is None or metric > best["metric"]
-            if improved:
-                best = {"metric": metric, "epoch": epoch + 1}
-            if d.is_main:
-                log.info("epoch %d: loss %.4f  UAR %.4f  WAR %.4f%s", epoch + 1, rec["train_loss"], scores["uar"],
-                         scores["war"], "  (best)" if improved else "")
-                with open(out_dir / "history.jsonl", "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                _write_predictions(out_dir / "predictions_last.json", pred, scores)
+
+            def on_batch(i: int, loss: float, lr: float) -> None:
+                tick(info=f"loss {loss:.4f}")
+                if tc.log_every and i % tc.log_every == 0:
+                    log.info(f"epoch {epoch + 1} batch {i + 1}/{batches} loss {loss:.4f} lr {lr:.2e}")
+
+            stats = train_one_epoch(ddp, train_loader, opt, sched, batches, tc.grad_accum, device, tc.precision, on_batch)
+            pred, scores = evaluate(model, test_loader, device, tc.precision, d,
+                                    bars.task(f"fold {fold} evaluate", len(test_loader)))
+            record = {"epoch": epoch + 1, "train_loss": stats["loss"], "lr": stats["lr"], "steps": stats["steps"],
+                      "test_uar": scores["uar"], "test_war": scores["war"], "modality_war": scores["modality_war"],
+                      "mean_weights": scores.get("mean_weights"), "seconds": round(time.time() - t0, 2)}
+            run, improved = run.after_epoch(record, scores[tc.select_metric])
+            if d.is_main:  # best/ first: a kill before last/ is saved only repeats this epoch
+                write_predictions(out_dir / "predictions_last.json", pred, scores)
                 if improved:
-                    save_checkpoint(model, best_dir)
-                    _write_predictions(out_dir / "predictions_best.json", pred, scores)
-                state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch,
-                         "best": best, "torch_rng": torch.get_rng_state(), "history": json.dumps(history)}
-                buf = io.BytesIO()
-                torch.save(state, buf)
-                save_checkpoint(model, last_dir, extra_files={STATE: buf.getvalue()})  # the epoch is now safe
-            barrier(d)
-
-    summary = {}
+                    factory.save(model, out_dir / BEST)
+                    write_predictions(out_dir / "predictions_best.json", pred, scores)
+            save_state(model, opt, sched, run, out_dir, d)
+            log.say(f"fold {fold} epoch {epoch + 1}/{tc.epochs}: loss {stats['loss']:.4f}  UAR {scores['uar']:.4f}  "
+                    f"WAR {scores['war']:.4f}{'  (best)' if improved else ''}")
     if stop < tc.epochs:
-        log.info("stopped after epoch %d of %d (train.stop_after); continue with --resume", stop, tc.epochs)
-    if d.is_main:
-        summary = finish_fold(cfg, fold, out_dir, history, best)
-    return summary
+        log.say(f"fold {fold}: stopped after epoch {stop} of {tc.epochs} (train.stop_after); continue with --resume")
+    return finish_fold(cfg, fold, out_dir, run, inputs.descriptions) if d.is_main else {}
 
 
-def _write_predictions(path: Path, pred: dict, scores: dict) -> None:
-    write_json(path, {"scores": scores, "clip_ids": pred["clip_ids"], "labels": pred["labels"].tolist(),
-                      "preds": pred["preds"].tolist(), "probs": np.round(pred["probs"], 5).tolist()})
-
-
-def finish_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, history: list[dict], best: dict | None) -> dict:
+def finish_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, run: RunState, descriptions: dict | None) -> dict:
     """Reports for the last and the best-on-test epoch, each labelled as such."""
-    from finecliper.eval.report import plot_learning_curve, write_fold_report
-
     summary: dict[str, Any] = {"fold": fold, "dataset": cfg.data.dataset, "variant": cfg.model.variant,
-                               "data_variant": cfg.data.variant, "epochs": len(history)}
+                               "data_variant": cfg.data.variant, "epochs": run.epochs_done, "descriptions": descriptions}
     for tag in ("last", "best"):
         s = json.loads((out_dir / f"predictions_{tag}.json").read_text())["scores"]
-        epoch = len(history) if tag == "last" else best["epoch"]
+        epoch = run.epochs_done if tag == "last" else run.best["epoch"]
         label = "last epoch" if tag == "last" else f"best-on-test epoch (selected by test {cfg.train.select_metric.upper()})"
         write_fold_report(out_dir, tag, np.array(s["confusion"]), cfg.data.dataset, extra={"epoch": epoch, "selection": label})
         summary[tag] = {"uar": s["uar"], "war": s["war"], "per_class_recall": s["per_class_recall"],
                         "confusion": s["confusion"], "epoch": epoch, "selection": label}
-    plot_learning_curve(out_dir / "curves.png", [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in history],
+    plot_learning_curve(out_dir / "curves.png", [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in run.history],
                         title=f"{cfg.data.dataset} fold {fold} · {cfg.model.variant}")
-    (out_dir / "config.yaml").write_text(dump_yaml(cfg))
     write_json(out_dir / "summary.json", summary)
+    with naming_path(out_dir / "config.yaml"):
+        (out_dir / "config.yaml").write_text(dump_yaml(cfg))
     return summary
 
 
-def train_folds(cfg: ExperimentConfig, folds: list[int], resume: bool = False) -> dict:
-    """Every requested fold, then the mean and spread of per-fold UAR/WAR (never pooled across folds)."""
-    from finecliper.eval.metrics import summarize_folds
+# ----------------------------------------------------------------------------- all folds
 
+def train_folds(cfg: ExperimentConfig, folds: list[int], resume: bool = False, overwrite: bool = False) -> dict:
+    """Every requested fold, then the mean and spread of per-fold UAR/WAR (never pooled across folds)."""
+    tc = cfg.train
+    cfg.check_frames()
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite exclude each other: continue the run, or replace it")
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    d = init_distributed("cuda" if resolve_device(tc.device).type == "cuda" else "cpu")
     out = Path(cfg.out)
-    backbones = load_backbones(cfg.model)  # loaded once for all folds
-    results = [train_fold(cfg, k, out / f"fold_{k}", resume, backbones) for k in folds]
-    if not results or not results[0]:
+    fold_dirs = {k: out / f"fold_{k}" for k in folds}
+    for k in folds:  # every fold before any work: fold 3's finished run must not be found after two folds
+        claim_run_dir(fold_dirs[k], resume, overwrite)
+    if d.is_main:
+        check_writable(out)
+        remove_temp_files(out)
+        for k in folds:
+            remove_temp_files(fold_dirs[k])  # reports half-written by a killed run
+            removed = clear_run(fold_dirs[k]) if overwrite else []
+            if removed:
+                print(f"{fold_dirs[k]}: --overwrite: removed the earlier run ({', '.join(removed)})", file=sys.stderr)
+    barrier(d)
+    backbones = factory.load_backbones(cfg.model)  # loaded once for all folds
+    results = [train_fold(cfg, k, fold_dirs[k], resume, backbones, d) for k in folds]
+    if not d.is_main or not results or not results[0].get("last"):
         return {}
     summary = {"dataset": cfg.data.dataset, "variant": cfg.model.variant, "data_variant": cfg.data.variant,
                "folds": folds, "per_fold": results}
-    from finecliper.eval.report import write_per_class_table
-
     for tag in ("last", "best"):
         summary[tag] = summarize_folds([r[tag] for r in results])
         write_per_class_table(out / f"per_class_{tag}", {f"fold {r['fold']} ({tag})": np.array(r[tag]["confusion"])
