@@ -49,3 +49,24 @@ def test_fold_report_and_learning_curve(tmp_path):
     hist = [{"epoch": e, "train_loss": 2.0 / (e + 1), "test_uar": 0.1 * e, "test_war": 0.12 * e} for e in range(4)]
     png = R.plot_learning_curve(tmp_path / "curve.png", hist, title="run")
     assert Image.open(png).format == "PNG"
+
+
+def test_class_similarity_is_the_per_class_mean_cosine_to_that_class_prompts(tmp_path):
+    # 2-d unit vectors: class 0 prompts along x (pos) and -x (neg), class 1 along y (pos) and -y (neg)
+    tp = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    tn = -tp
+    s = np.sqrt(0.5)
+    feats = np.array([[1.0, 0.0], [s, s],      # class 0: cos to x = 1 and 0.7071 -> mean 0.8536
+                      [0.0, 1.0],               # class 1: cos to y = 1
+                      [1.0, 0.0]])              # class 0 again: 1 -> class 0 mean over 3 clips
+    labels = np.array([0, 0, 1, 0])
+    sim = R.class_similarity(feats, labels, tp, tn)
+    assert np.allclose(sim["pos"][:2], [(1 + s + 1) / 3, 1.0]) and np.allclose(sim["neg"][:2], [-(1 + s + 1) / 3, -1.0])
+    assert np.isnan(sim["pos"][2]) and list(sim["n"]) == [3, 1, 0]  # no clip of class 2
+    no_neg = R.class_similarity(feats, labels, tp, None)
+    assert np.all(np.isnan(no_neg["neg"])) and np.allclose(no_neg["pos"][:2], sim["pos"][:2])
+    csv_path, png = R.write_class_similarity(tmp_path / "sim", sim, ["a", "b", "c"], title="fold 1")
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0] == ["class", "clips", "cos_positive", "cos_negative"]
+    assert rows[1][:3] == ["a", "3", f"{(2 + s) / 3:.5f}"] and rows[3][2:] == ["", ""]
+    assert Image.open(png).format == "PNG"
