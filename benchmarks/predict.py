@@ -55,7 +55,7 @@ def make_model(full: bool, variant: str):
                       num_frames=frames, drop_path=0.0)
     longclip = random_clip(clip_config(**({} if full else dict(vision_width=64, vision_layers=2, text_width=64,
                                                                  text_layers=2, image_size=32, embed_dim=32)),
-                                       context_length=248)) if "description" in cfg.modalities() else None
+                                       context_length=248)) if cfg.needs_longclip() else None
     return FineCLIPER(cfg, random_clip(shape), longclip, tokenizer=load_tokenizer())
 
 

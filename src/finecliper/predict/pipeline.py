@@ -179,7 +179,7 @@ class Predictor:
     # ---------------------------------------------------------------- what the variant needs
     @property
     def needs_maps(self) -> bool:
-        return "parsing" in self.model.modalities
+        return self.model.cfg.needs_maps()
 
     @property
     def needs_description(self) -> bool:
