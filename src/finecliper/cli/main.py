@@ -21,6 +21,7 @@ COMMANDS = {
     "describe": "finecliper.cli.describe",
     "train": "finecliper.cli.train",
     "evaluate": "finecliper.cli.evaluate",
+    "ablate": "finecliper.cli.ablate",
     "info": "finecliper.cli.info",
 }
 
