@@ -68,6 +68,20 @@ def test_two_rows_end_to_end_resume_after_one_and_the_table(dataset, tmp_path, c
     assert "s05" in (out / "ablate.log").read_text()
 
 
+def test_a_row_cut_short_is_resumed_not_skipped(dataset, tmp_path, capsys):
+    out = tmp_path / "tab9"
+    two_epochs = [*dataset, "train.epochs=2"]
+    assert ablate(out, "s07", [*two_epochs, "train.stop_after=1"]) == 0  # stops after epoch 1 of 2
+    history = out / "rows" / "s07" / "fold_1" / "history.jsonl"
+    assert len(history.read_text().splitlines()) == 1
+    capsys.readouterr()
+    assert ablate(out, "s07", two_epochs) == 0
+    printed = capsys.readouterr()
+    assert "finished earlier" not in printed.out and "resuming after epoch 1 of 2" in printed.err
+    assert [json.loads(x)["epoch"] for x in history.read_text().splitlines()] == [1, 2]  # continued, not restarted
+    assert json.loads((out / "table.json").read_text())["rows"][0]["finished"]
+
+
 def test_dry_run_prints_rows_overrides_and_counts_and_trains_nothing(dataset, tmp_path, capsys):
     out = tmp_path / "dry"
     assert main(["ablate", "--table", "6", "--config", str(REPO / "configs" / "dfew.yaml"), "--out", str(out),

@@ -53,16 +53,17 @@ def row_overrides(row: Row, overrides: Sequence[str], backbones: Mapping[str, st
     return out
 
 
-def is_finished(folder: Path, folds: Sequence[int]) -> bool:
-    """A row is finished when its run summary covers every requested fold."""
+def is_finished(folder: Path, folds: Sequence[int], epochs: int) -> bool:
+    """A row is finished when its run summary has every requested fold trained for all ``epochs``
+    (a run stopped early by ``train.stop_after`` or a kill is not)."""
     path = folder / SUMMARY
     if not path.is_file():
         return False
     try:
-        done = set(json.loads(path.read_text()).get("folds", []))
-    except (OSError, ValueError):
+        done = {int(f["fold"]): int(f.get("epochs", 0)) for f in json.loads(path.read_text()).get("per_fold", [])}
+    except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable: run (resume) it again
-    return set(folds) <= done
+    return all(done.get(k, 0) >= epochs for k in folds)
 
 
 def plan_rows(table: Table, rows: Sequence[Row], config: str | None, overrides: Sequence[str], folds: Sequence[int],
@@ -75,7 +76,7 @@ def plan_rows(table: Table, rows: Sequence[Row], config: str | None, overrides: 
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(
             cfg.model, classes=cfg.model.classes or dataset_classes(cfg.data.dataset)))
         missing = row.backbone != DEFAULT_BACKBONE and row.backbone not in (backbones or {})
-        plans.append(RowPlan(row, cfg, folder, is_finished(folder, folds), missing_backbone=missing))
+        plans.append(RowPlan(row, cfg, folder, is_finished(folder, folds, cfg.train.epochs), missing_backbone=missing))
     return plans
 
 
@@ -88,7 +89,7 @@ def read_summary(folder: Path) -> dict[str, Any] | None:
 
 def run_rows(plans: Sequence[RowPlan], folds: Sequence[int], echo: Callable[[str], None] = print,
              train: Callable[..., dict] = train_folds) -> list[RowPlan]:
-    """Train every unfinished row (``train(cfg, folds, resume=True)``), skip the finished ones."""
+    """Train every unfinished row (resuming a row cut short), skip the finished ones."""
     lacking = [p for p in plans if p.missing_backbone and not p.finished]
     if lacking:  # before any training
         p = lacking[0]
@@ -99,7 +100,7 @@ def run_rows(plans: Sequence[RowPlan], folds: Sequence[int], echo: Callable[[str
             echo(f"[{i}/{len(plans)}] {p.row.key}: finished earlier, skipped ({p.folder})")
         else:
             echo(f"[{i}/{len(plans)}] {p.row.key}: {p.row.meaning}")
-            train(p.cfg, list(folds), resume=True)
-            p.finished = is_finished(p.folder, folds)
+            train(p.cfg, list(folds), resume=p.folder.exists())  # a row cut short continues
+            p.finished = is_finished(p.folder, folds, p.cfg.train.epochs)
         p.summary = read_summary(p.folder)
     return plans
