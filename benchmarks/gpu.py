@@ -41,18 +41,22 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from finecliper.clip.tokenizer import load_tokenizer
+from finecliper.data.labels import classes as dataset_classes
 from finecliper.io import write_json
-from finecliper.model.build import set_attention
 from finecliper.model.config import VARIANTS, ModelConfig
+from finecliper.model.factory import set_attention
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.shapes import clip_config, random_clip
-from finecliper.train.schedule import warmup_cosine
+from finecliper.train.config import TrainConfig
+from finecliper.train.loop import make_optimizer, make_schedule, train_one_epoch
 
 GiB = 1 << 30
 CARD_GIB = 24  # the paper's RTX 4090
 DFEW_FOLD = {"train": 9356, "test": 2341}  # DFEW fold 1 (official split files)
 RECIPE_EPOCHS = 30
-NUM_CLASSES = 7
+CLASSES = dataset_classes("dfew")
+NUM_CLASSES = len(CLASSES)
 
 
 @dataclass(frozen=True)
@@ -198,22 +202,14 @@ def towers(run: Run, long: bool):
 
 
 def build_model(variant: str, run: Run, grad_checkpoint: bool = False) -> FineCLIPER:
-    """A variant on the shared random towers, on the device, in training mode."""
+    """A variant on the shared random towers (DFEW's 7 class prompts), on the device, in training mode."""
     longclip = towers(run, long=True) if "description" in VARIANTS[variant] else None
-    cfg = ModelConfig(variant=variant, classes=[f"class{i}" for i in range(NUM_CLASSES)],
-                      num_frames=run.shapes.frames, grad_checkpoint=grad_checkpoint)
-    pos, neg = prompt_tokens(positive=True), prompt_tokens(positive=False)
-    return FineCLIPER(cfg, towers(run, long=False), pos, neg, longclip).to(run.device).train()
-
-
-def prompt_tokens(positive: bool) -> torch.Tensor:
-    """7 distinct prompts of 8 words ("a person with an expression of [no] <class>."), as token ids."""
-    tok = torch.zeros(NUM_CLASSES, 77, dtype=torch.long)
-    words = torch.tensor([320, 2533, 593, 550, 3799, 539] + ([] if positive else [871]))
-    n = len(words)
-    tok[:, 0], tok[:, 1:n + 1], tok[:, n + 1] = 49406, words, 1000 + torch.arange(NUM_CLASSES)
-    tok[:, n + 2], tok[:, n + 3] = 269, 49407
-    return tok
+    cfg = ModelConfig(variant=variant, classes=list(CLASSES), num_frames=run.shapes.frames,
+                      grad_checkpoint=grad_checkpoint)
+    tokenizer = load_tokenizer()
+    return FineCLIPER(cfg, towers(run, long=False), longclip, tokenizer=tokenizer,
+                      longclip_tokenizer=load_tokenizer(context_length=248) if longclip is not None else None
+                      ).to(run.device).train()
 
 
 def random_batch(model: FineCLIPER, b: int, shapes: Shapes, run: Run, labels: torch.Tensor | None = None) -> dict:
@@ -389,32 +385,33 @@ def section_compile(run: Run, shapes: Shapes) -> dict:
 
 # ----------------------------------------------------------------------------- 100-step run
 
-def learnable_batch(b: int, shapes: Shapes, run: Run, gen: torch.Generator) -> dict:
-    """Clips whose colour says their class (plus noise): a task the loss must go down on."""
+def learnable_batch(b: int, shapes: Shapes, gen: torch.Generator) -> dict:
+    """Clips whose colour says their class (plus noise), on the CPU as a loader yields them."""
     labels = torch.randint(0, NUM_CLASSES, (b,), generator=gen)
     palette = torch.linspace(-1.5, 1.5, NUM_CLASSES)
     frames = torch.randn(b, shapes.frames, 3, shapes.image, shapes.image, generator=gen) * 0.5
     frames[:, :, 0] += palette[labels][:, None, None, None]
     frames[:, :, 2] -= palette[labels][:, None, None, None]
-    return {"frames": frames.to(run.device), "label": labels.to(run.device)}
+    return {"frames": frames, "label": labels, "clip_id": [f"clip{i}" for i in range(b)]}
 
 
 def section_train(run: Run, shapes: Shapes) -> dict:
-    """``train_steps`` optimiser steps of the base variant with the project's SGD + warm-up cosine schedule."""
+    """``train_steps`` optimiser steps of the base variant through the training loop's own pieces
+    (``make_optimizer``, ``make_schedule``: SGD, warm-up + cosine; ``train_one_epoch``: autocast, backward)."""
     if not run.has_time(60):
         return {"skipped": "budget"}
     torch.manual_seed(0)
     model = build_model("base", run)
-    opt = torch.optim.SGD(model.trainable_parameters(), lr=1e-2, momentum=0.9, weight_decay=1e-4)
     n = shapes.train_steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, n, max(1, n // 10)))
+    tc = TrainConfig(epochs=1, lr=1e-2, warmup_epochs=0.1, precision="bf16" if run.cuda else "fp32")
+    opt = make_optimizer(model, tc)
+    sched = make_schedule(opt, tc, steps=n)
     gen = torch.Generator().manual_seed(0)
-    losses = []
+    batches = (learnable_batch(shapes.train_batch, shapes, gen) for _ in range(n))
+    losses: list[float] = []
     t = time.perf_counter()
-    for _ in range(n):
-        batch = learnable_batch(shapes.train_batch, shapes, run, gen)
-        losses.append(float(step_fn(model, opt, batch, run)()))
-        sched.step()
+    train_one_epoch(model, batches, opt, sched, n, 1, run.device, tc.precision,
+                    on_batch=lambda i, loss, lr: losses.append(loss))
     run.sync()
     k = max(1, n // 10)
     first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
