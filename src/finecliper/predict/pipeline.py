@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from finecliper.clip.tokenizer import truncate_to_longest
 from finecliper.device import autocast, resolve_device
 from finecliper.face.crop import CropConfig, CropTrack, crop_frames, smooth_boxes
 from finecliper.face.facemesh import FaceMeshAnalyser, FaceMeshConfig
@@ -238,8 +239,6 @@ class Predictor:
                     descriptions[b0 + i] = text
                 batch = {key: torch.stack([it[0][key] for it in items]) for key in items[0][0]}
                 if "description_tokens" in batch:  # padding past the longest text changes nothing but the cost
-                    from finecliper.model.text_encoder import truncate_to_longest
-
                     batch["description_tokens"] = truncate_to_longest(batch["description_tokens"])
                 batch = {key: v.to(self.device) for key, v in batch.items()}
             with timer("model"), torch.no_grad(), autocast(self.device, self.cfg.precision):
