@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
                         "faces from face_cache=DIR, else the face mesh)")
     p.add_argument("--baseline-mode", choices=["mean", "vote"], default="mean",
                    help="how a baseline's frame predictions make the clip's: mean probability or majority vote")
-    p.add_argument("--config", help="experiment YAML giving data.* (and face_cache/descriptions)")
+    p.add_argument("--config", help="a shipped config (dfew, ferv39k, mafw) or a YAML file giving data.* (and face_cache/descriptions)")
     p.add_argument("--folds", default=None, help="'all' or comma-separated folds (default: data.fold)")
     p.add_argument("--out", default=None, help="report folder (default: <checkpoint>/eval)")
     p.add_argument("--clip", help="frozen CLIP checkpoint (default: the path recorded in the checkpoint)")

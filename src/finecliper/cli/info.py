@@ -1,7 +1,7 @@
 """``finecliper info``: parameters per module of a variant, and the runtime environment."""
 from __future__ import annotations
 
-HELP = "Print trainable and frozen parameters per module of a variant, and the environment."
+HELP = "Print trainable and frozen parameters per module of a variant, the environment and the optional extras."
 
 
 def add_arguments(p) -> None:
@@ -24,6 +24,7 @@ def run(args) -> int:
     from finecliper import __version__
     from finecliper.clip.tokenizer import load_tokenizer
     from finecliper.config import load_config
+    from finecliper.extras import status_lines
     from finecliper.model.config import VARIANT_SYMBOLS, ModelConfig
     from finecliper.model.finecliper import FineCLIPER
     from finecliper.model.shapes import clip_config, random_clip
@@ -50,5 +51,7 @@ def run(args) -> int:
     console.print(table)
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     console.print(f"finecliper {__version__} · torch {torch.__version__} · python {platform.python_version()} · "
-                  f"CUDA device: {cuda} · CPU threads: {torch.get_num_threads()}")
+                  f"CUDA device: {cuda} · CPU threads: {torch.get_num_threads()}", soft_wrap=True)
+    for line in status_lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -22,6 +22,7 @@ COMMANDS = {
     "train": "finecliper.cli.train",
     "evaluate": "finecliper.cli.evaluate",
     "info": "finecliper.cli.info",
+    "config": "finecliper.cli.config",
 }
 
 

@@ -8,7 +8,7 @@ HELP = "Train a FineCLIPER variant on DFEW, FERV39k or MAFW (one fold, several, 
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--config", help="experiment YAML (see configs/); defaults apply where it is silent")
+    p.add_argument("--config", help="a shipped config (dfew, ferv39k, mafw: `finecliper config list`) or a YAML file; defaults apply where it is silent")
     p.add_argument("--folds", default=None, help="'all', or comma-separated fold numbers (default: data.fold)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
