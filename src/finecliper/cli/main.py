@@ -21,6 +21,7 @@ COMMANDS = {
     "describe": "finecliper.cli.describe",
     "train": "finecliper.cli.train",
     "evaluate": "finecliper.cli.evaluate",
+    "push": "finecliper.cli.push",
     "info": "finecliper.cli.info",
 }
 
