@@ -165,9 +165,6 @@ def run(args) -> int:
         cfg.explain = args.explain  # a path: not parsed as an override
     check_outputs(args, videos)
     out, err = Console(quiet=args.quiet), Console(stderr=True, quiet=args.quiet, soft_wrap=True)
-    if not (args.checkpoint or args.zero_shot or args.baseline):
-        err.print("note: no model given: using the fer baseline (FER2013, per frame). For FineCLIPER pass "
-                  "--checkpoint DIR_OR_HUB_ID, or --zero-shot --clip ViT-B-16.pt")
     classes = args.classes.split(",") if args.classes else None
     try:
         with warnings.catch_warnings():
@@ -178,6 +175,9 @@ def run(args) -> int:
         predictor = Predictor(scorer, cfg)
     except ValueError as e:  # a model and options that do not go together: one line, no traceback
         raise UsageError(str(e)) from None
+    if not (args.checkpoint or args.zero_shot or args.baseline):
+        err.print("note: no model given: using the fer baseline (FER2013, per frame). For FineCLIPER pass "
+                  "--checkpoint DIR_OR_HUB_ID, or --zero-shot --clip ViT-B-16.pt")
     many = len(videos) > 1
     results, errors = [], []
     try:
