@@ -285,3 +285,22 @@ def test_top_level_exports_are_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "finecliper.predict.api", "finecliper.model.finecliper"]
     assert {"predict_video", "FineCLIPER", "ModelConfig", "zero_shot_model", "PredictConfig"} <= set(dir(finecliper))
+
+
+def test_descriptions_get_the_tracks_mesh_depth(media, monkeypatch):
+    """--describe passes each track's depth68 to the describer, so it aligns the face in 3-D."""
+    import finecliper.predict.pipeline as pipeline
+
+    calls = []
+    real = pipeline.describe_landmarks
+
+    def spy(landmarks, valid=None, **kw):
+        calls.append((landmarks.shape, kw.get("depth"), kw.get("fps")))
+        return real(landmarks, valid, **kw)
+
+    monkeypatch.setattr(pipeline, "describe_landmarks", spy)
+    df = finecliper.predict_video(media["two"], describe=True, window_s=2.0, stride_s=1.0)
+    assert len(calls) == 4 and df.tracks.description.notna().all() and df.windows.description.notna().all()
+    for shape, depth, fps in calls:
+        assert depth is not None and depth.shape == (shape[0], 68) and np.isfinite(depth).mean() > 0.9
+        assert fps == pytest.approx(FPS)

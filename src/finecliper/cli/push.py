@@ -5,13 +5,13 @@ import argparse
 
 HELP = "Upload a checkpoint to the Hugging Face Hub: config, tunable weights, backbone hashes and a model card."
 
-EXAMPLES = """examples:
-  finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1
-  finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1 --dry-run staged/   # look first
-  finecliper predict clip.mp4 --checkpoint alice/finecliper-dfew-fold1 --clip ViT-B-16.pt
+EXAMPLES = """Log in first (`hf auth login`) or set HF_TOKEN. The frozen CLIP/Long-CLIP files are never uploaded: the
+card names them with their sha256 and where to get them; absolute paths of the trainer's disk stay home.
 
-Log in first (`hf auth login`) or set HF_TOKEN. The frozen CLIP/Long-CLIP files are never uploaded: the
-card names them with their sha256 and where to get them."""
+examples:
+  finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1 --dry-run staged/   # look first
+  finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1
+  finecliper predict clip.mp4 --checkpoint alice/finecliper-dfew-fold1 --clip ViT-B-16.pt"""
 
 
 def add_arguments(p) -> None:

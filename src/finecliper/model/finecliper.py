@@ -155,9 +155,7 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
 
     def generate_model_card(self, repo_id: str | None = None, **_) -> ModelCard:
         """The model card a push uploads (without the training run's data and metrics, which a folder knows)."""
-        roles = self.cfg.backbone_roles()
-        backbones = {r: {k: v for k, v in self.backbone_identities[r].items() if k != "path"}
-                     for r in roles if r in self.backbone_identities}
+        backbones = hub.portable_backbones(self.backbone_identities, self.cfg.backbone_roles())
         return ModelCard(hub.card_text(self.cfg, backbones, repo_id=repo_id,
                                        tunable=sum(p.numel() for p in self.trainable_parameters())))
 

@@ -215,6 +215,11 @@ def card_text(cfg: ModelConfig, backbones: Mapping[str, Mapping[str, str]], *, r
 
 # ----------------------------------------------------------------------------- staging and pushing
 
+def portable_backbones(recorded: Mapping[str, Mapping[str, str]], roles: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """The backbone identities a shared checkpoint keeps: sha256, format and file name, not the local path."""
+    return {r: {k: v for k, v in recorded[r].items() if k != "path"} for r in roles if r in recorded}
+
+
 def portable_files(directory: str | Path, repo_id: str | None = None) -> dict[str, bytes]:
     """The files of a Hub repository for a checkpoint folder (checked readable; see the module doc)."""
     directory = factory.resolve_checkpoint_dir(directory)
@@ -224,7 +229,7 @@ def portable_files(directory: str | Path, repo_id: str | None = None) -> dict[st
     for role in cfg.backbone_roles():
         if not (recorded.get(role) or {}).get("sha256"):
             factory.check_backbone_identity(directory, role, recorded.get(role), {})  # refuses: nothing recorded
-    backbones = {r: {k: v for k, v in recorded[r].items() if k != "path"} for r in cfg.backbone_roles()}
+    backbones = portable_backbones(recorded, cfg.backbone_roles())
     portable = dataclasses.replace(cfg, clip=Path(cfg.clip).name if cfg.clip else None,
                                    longclip=Path(cfg.longclip).name if cfg.longclip else None)
     card = card_text(cfg, backbones, repo_id=repo_id, run=run_info(directory), checkpoint_name=directory.name,

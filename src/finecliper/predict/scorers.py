@@ -29,6 +29,7 @@ from finecliper.face.crop import CropTrack
 from finecliper.face.maps_extra import render_clip_maps
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
+from finecliper.model.hub import portable_backbones
 from finecliper.model.text_encoder import truncate_to_longest
 from finecliper.predict.video import TrackBoxes
 from finecliper.predict.windows import Window
@@ -192,8 +193,7 @@ class FineCLIPERScorer:
         cfg = self.model.cfg
         return {"scorer": self.name, "source": self.source, "variant": cfg.variant, "classes": self.classes,
                 "trained_classes": self.trained_classes, "num_frames": self.num_frames,
-                "backbones": {r: {k: v for k, v in b.items() if k != "path"}
-                              for r, b in self.model.backbone_identities.items()}}
+                "backbones": portable_backbones(self.model.backbone_identities, self.model.cfg.backbone_roles())}
 
     def close(self) -> None:
         pass
