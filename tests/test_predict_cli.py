@@ -169,3 +169,19 @@ def test_evaluate_zero_shot_init_scores_clip_pn_on_a_dataset(media, tmp_path):
         p = torch.softmax(model({"frames": item["frames"][None]}).logits, -1)[0].numpy()
     assert np.allclose(pred["probs"][pred["clip_ids"].index(item["clip_id"])], p, atol=1e-4)
     assert main(["evaluate", "--zero-shot-init", "--out", str(ev), *common]) == 2  # no --clip
+
+
+def test_progress_bar_only_for_long_videos_and_never_when_quiet(capfd):
+    from finecliper.cli.predict import LONG_VIDEO_FRAMES, make_progress
+
+    assert make_progress(quiet=True)(Path("a.mp4")) is None
+    short = make_progress(quiet=False)(Path("short.mp4"))
+    for k in range(1, 11):
+        short("faces", k, 10)
+    assert capfd.readouterr() == ("", "")
+    long = make_progress(quiet=False)(Path("long.mp4"))
+    n = LONG_VIDEO_FRAMES + 10
+    for stage in ("faces", "scoring"):
+        for k in range(1, n + 1):
+            long(stage, k, n)
+    assert capfd.readouterr().out == ""  # the bar lives on stderr (and is transient)

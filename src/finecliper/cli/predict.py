@@ -16,8 +16,9 @@ EPILOG = """model (one of; none: the fer baseline, said in one line):
 Positional KEY=VALUE arguments override PredictConfig fields (crop.margin=0.3 min_face_px=48
 cut_threshold=0 facemesh.max_yaw=60 ...); every other positional is a video or frame folder (a file
 literally named like a=b.mp4 is given as ./a=b.mp4). Results: --out x.json (every table) or x.csv
-(+ x.windows.csv, x.tracks.csv); frames are [start, end) (end exclusive), times are seconds from the
-first frame's timestamp, boxes are pixels. Backbones a checkpoint records are found by name and sha256
+(+ x.windows.csv, x.tracks.csv): a row per frame and face (a frame's probabilities are the mean of
+the windows of that face holding it), per window, per face. Frames are [start, end) (end exclusive),
+times are seconds from the first frame's timestamp (pts), boxes are pixels (x, y = top-left corner). Backbones a checkpoint records are found by name and sha256
 next to it or in $FINECLIPER_CACHE/backbones (default ~/.cache/finecliper/backbones).
 
 examples:
