@@ -18,8 +18,9 @@ cut_threshold=0 facemesh.max_yaw=60 ...); every other positional is a video or f
 literally named like a=b.mp4 is given as ./a=b.mp4). Results: --out x.json (every table) or x.csv
 (+ x.windows.csv, x.tracks.csv): a row per frame and face (a frame's probabilities are the mean of
 the windows of that face holding it), per window, per face. Frames are [start, end) (end exclusive),
-times are seconds from the first frame's timestamp (pts), boxes are pixels (x, y = top-left corner). Backbones a checkpoint records are found by name and sha256
-next to it or in $FINECLIPER_CACHE/backbones (default ~/.cache/finecliper/backbones).
+times are seconds from the first frame's timestamp (pts), boxes are pixels (x, y = top-left corner).
+Backbones a checkpoint records are found by name and sha256: their recorded path, next to the
+checkpoint, or in $FINECLIPER_CACHE/backbones (default ~/.cache/finecliper/backbones).
 
 examples:
   finecliper predict interview.mp4 --out interview.csv
@@ -46,8 +47,8 @@ def add_arguments(p) -> None:
                                                   "the one found by its recorded sha256)")
     p.add_argument("--longclip", metavar="PATH", help="frozen Long-CLIP checkpoint (variants with descriptions; --zero-shot: "
                                                       "adds the description path)")
-    p.add_argument("--revision", help="Hub revision of --checkpoint: a branch, tag or commit (default main)")
-    p.add_argument("--classes", help="comma-separated class words to score (FineCLIPER models; a checkpoint's untrained "
+    p.add_argument("--revision", metavar="REV", help="Hub revision of --checkpoint: a branch, tag or commit (default main)")
+    p.add_argument("--classes", metavar="WORDS", help="comma-separated class words to score (FineCLIPER models; a checkpoint's untrained "
                                      "words are flagged as such)")
     p.add_argument("--all-faces", action="store_true",
                    help="every face gets a persistent id (default: the largest face of each shot)")
@@ -62,7 +63,7 @@ def add_arguments(p) -> None:
                                                         "(several videos: OUT.<video name>.mp4)")
     p.add_argument("--out", metavar="FILE", help="write the results as .json or .csv (see below)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --out / --overlay files")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--device", default=None, metavar="DEV", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--config", metavar="YAML", help="YAML with PredictConfig fields (crop.*, facemesh.*, batch_size, ...)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
