@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import nn
 
+from finecliper.clip.tokenizer import truncate_to_longest
 from finecliper.model import factory, hub
 from finecliper.model.config import ModelConfig
 from finecliper.model.pn import contrastive_loss, fuse, fusion_weights, pn_scores, weighted_cross_entropy
@@ -174,8 +175,9 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
         """Score against the PN prompts of these class words (``cfg.classes`` stays what was trained)."""
         pos, neg = self.cfg.prompts(list(classes))
         dev = self.pos_tokens.device if hasattr(self, "pos_tokens") else torch.device("cpu")
-        self.register_buffer("pos_tokens", self.tokenize_prompts(pos).long().to(dev), persistent=False)
-        self.register_buffer("neg_tokens", self.tokenize_prompts(neg).long().to(dev), persistent=False)
+        tokens = truncate_to_longest(self.tokenize_prompts(pos + neg).long()).to(dev)  # one length for both
+        self.register_buffer("pos_tokens", tokens[:len(pos)], persistent=False)
+        self.register_buffer("neg_tokens", tokens[len(pos):], persistent=False)
         self.classes = list(classes)
         self._class_text_cache = None
 

@@ -395,8 +395,7 @@ class Predictor:
     def _explain(self, path: Path, d: _Track, k: int, inp: WindowInput, probs: np.ndarray) -> dict[str, Any]:
         scorer: FineCLIPERScorer = self.scorer  # type: ignore[assignment]  (explainable)
         w = d.windows[k]
-        batch = {key: v[None] for key, v in scorer.tensors(inp).items()}
-        batch = {key: v.to(scorer.device) for key, v in batch.items()}
+        batch = scorer.batch([inp])  # a batch of one window, on the model's device
         label = int(np.argmax(probs))
         frames = ex.denormalize(batch["frames"][0])
         stem = Path(self.cfg.explain) / f"{path.stem}_track{d.boxes.track_id}_window{k:03d}"

@@ -21,6 +21,7 @@ import torch
 
 from finecliper.baselines import make_baseline
 from finecliper.baselines.base import FaceCropConfig, FrameClassifier, check_mapping, crop_boxes, mapping_matrix
+from finecliper.clip.tokenizer import truncate_to_longest
 from finecliper.data import labels
 from finecliper.data.augment import apply_frames, eval_geom, normalize_clip
 from finecliper.device import autocast, resolve_device
@@ -30,7 +31,6 @@ from finecliper.face.maps_extra import render_clip_maps
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.hub import portable_backbones
-from finecliper.model.text_encoder import truncate_to_longest
 from finecliper.predict.video import TrackBoxes
 from finecliper.predict.windows import Window
 
