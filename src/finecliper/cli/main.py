@@ -21,6 +21,7 @@ COMMANDS = {
     "describe": "finecliper.cli.describe",
     "train": "finecliper.cli.train",
     "evaluate": "finecliper.cli.evaluate",
+    "push": "finecliper.cli.push",
     "info": "finecliper.cli.info",
     "config": "finecliper.cli.config",
 }
@@ -58,13 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _more=getattr(mod, "MORE_POSITIONALS", None))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # argparse stops a nargs="+" positional at the first option; a subcommand naming MORE_POSITIONALS takes
+    # the positionals that follow its options too (`predict a.mp4 --out r.csv window_s=2`)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, "_more", None) or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, args._more).extend(extra)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
