@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from finecliper.cli import examples
+
 HELP = "List the shipped configs, or print every key of a config with its value and meaning (as YAML to edit)."
-EXAMPLES = """examples:
-  finecliper config list
-  finecliper config show dfew                              # the DFEW paper settings, every key explained
-  finecliper config show dfew model.variant=star > my.yaml # a file to edit; then: finecliper train --config my.yaml
-  finecliper config show --for extract                     # the keys `finecliper extract` accepts as KEY=VALUE
-"""
 # Which dataclass each subcommand's KEY=VALUE overrides and --config YAML fill (module, class).
 CONFIG_CLASSES = {
     "train": ("finecliper.train.config", "ExperimentConfig"),
@@ -21,8 +17,10 @@ CONFIG_CLASSES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = EXAMPLES
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    examples(p, "finecliper config list",
+             "finecliper config show dfew                                # the DFEW paper settings, every key explained",
+             "finecliper config show dfew model.variant=star > my.yaml   # a file to edit; then --config my.yaml",
+             "finecliper config show --for extract                       # the keys extract takes as KEY=VALUE")
     p.add_argument("action", choices=("list", "show"), help="list: the shipped configs; show: every key of one")
     p.add_argument("name", nargs="?", default=None,
                    help="a shipped config (dfew, ferv39k, mafw) or a YAML file; omitted: the defaults")

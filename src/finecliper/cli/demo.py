@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from finecliper.cli import add_overrides, examples, print_error
+
 HELP = ("Run the whole pipeline (generate -> prepare -> extract -> describe -> train -> evaluate -> predict -> report) "
         "on a synthetic expression dataset animated from photos that ship offline; a tiny random backbone.")
 
@@ -11,8 +13,9 @@ HELP = ("Run the whole pipeline (generate -> prepare -> extract -> describe -> t
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo); re-running replaces its stages")
     p.add_argument("--quick", action="store_true", help="reduced sizes (12 identities, fewer epochs): about 2 minutes")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="DemoConfig overrides, e.g. identities=60 epochs=20 size=224 baseline=false")
+    add_overrides(p, "demo", "identities=60 epochs=20 size=224 baseline=false")
+    examples(p, "finecliper demo", "finecliper demo --quick --out runs/demo-quick",
+             "finecliper demo identities=60 epochs=20 --out runs/demo-60")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = demo_config(args.quick, args.overrides, args.out)
     except (ConfigError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        print_error(e)
         return 2
     console.print("[bold yellow]finecliper demo: a SYNTHETIC task[/] (expressions animated from still photos) on a "
                   "small RANDOMLY INITIALISED CLIP backbone: it shows the pipeline works end to end, not real DFER "
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_demo(cfg, echo=console.print)
     except (DemoError, FileExistsError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        print_error(e)
         return 1
     total = sum(s.seconds for s in res.stages)
     console.print(f"\n[bold]held-out identities ({res.n_test} clips): UAR {100 * res.uar:.2f}%  WAR {100 * res.war:.2f}%[/]"

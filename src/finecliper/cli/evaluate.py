@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from finecliper.baselines import BASELINES  # a light module: names only
-from finecliper.cli.train import parse_folds
-from finecliper.cli import UsageError
+from finecliper.cli import UsageError, add_folds, add_overrides, examples, parse_folds
 
 HELP = "Evaluate a checkpoint (or a static baseline: --baseline fer) on DFEW/FERV39k/MAFW test folds: UAR, WAR, per-class table, confusion matrices."
 
@@ -17,7 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--baseline-mode", choices=["mean", "vote"], default="mean",
                    help="how a baseline's frame predictions make the clip's: mean probability or majority vote")
     p.add_argument("--config", help="a shipped config (dfew, ferv39k, mafw) or a YAML file giving data.* (and face_cache/descriptions)")
-    p.add_argument("--folds", default=None, help="'all' or comma-separated folds (default: data.fold)")
+    add_folds(p, "data.fold")
     p.add_argument("--out", default=None, help="report folder (default: <checkpoint>/eval)")
     p.add_argument("--clip", help="frozen CLIP checkpoint (default: the path recorded in the checkpoint)")
     p.add_argument("--longclip", help="frozen Long-CLIP checkpoint (default: the recorded path)")
@@ -27,7 +26,13 @@ def add_arguments(p) -> None:
                    help="score FineCLIPER at initialisation instead of a checkpoint: CLIP zero-shot PN scoring of the "
                         "dataset's classes on --clip (with --longclip the description path joins, as in the dagger "
                         "variant); needs --out")
-    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=DIR data.dataset=dfew")
+    add_overrides(p, "evaluate", "data.root=DIR data.annotations=DIR")
+    examples(p, "finecliper evaluate --checkpoint 'runs/dfew/fold_{fold}/best' --config dfew --folds all "
+                "data.root=DFEW data.annotations=DFEW",
+             "finecliper evaluate --baseline fer --config dfew --folds all face_cache=runs/faces/dfew "
+             "data.root=DFEW data.annotations=DFEW --out runs/fer_dfew",
+             "finecliper evaluate --zero-shot-init --clip ViT-B-16.pt --config mafw --folds 1 "
+             "data.root=MAFW data.annotations=MAFW --out runs/zs_mafw")
 
 
 def run(args) -> int:

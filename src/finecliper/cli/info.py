@@ -1,6 +1,8 @@
 """``finecliper info``: parameters per module of a variant, and the runtime environment."""
 from __future__ import annotations
 
+from finecliper.cli import examples
+
 HELP = "Print trainable and frozen parameters per module of a variant, the environment and the optional extras."
 
 
@@ -8,9 +10,12 @@ def add_arguments(p) -> None:
     p.add_argument("--variant", default="base", help="base | star | dagger | star_dagger")
     p.add_argument("--clip", help="CLIP checkpoint; without it, counts use the ViT-B/16 shape (no weights loaded)")
     p.add_argument("--longclip", help="Long-CLIP checkpoint (variants with descriptions)")
-    p.add_argument("--num-classes", type=int, default=7)
+    p.add_argument("--num-classes", type=int, default=7, help="number of classes of the prompts (default 7, as DFEW)")
     p.add_argument("--allow-pickle", action="store_true", help="allow TorchScript/pickled checkpoints to run code")
-    p.add_argument("overrides", nargs="*", help="model config overrides, e.g. share_pn_adapters=true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="model config overrides, e.g. share_pn_adapters=true (every key: `finecliper config show`, model.*)")
+    examples(p, "finecliper info", "finecliper info --variant star_dagger",
+             "finecliper info --variant dagger --clip ViT-B-16.pt --longclip longclip-B.pt")
 
 
 def run(args) -> int:
