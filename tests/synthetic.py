@@ -23,34 +23,32 @@ def write_clip(folder: Path, label: int, n_frames: int, size: int, rng: np.rando
 def make_dfew_like(root: Path, n_train_per_class: int = 3, n_test_per_class: int = 2, size: int = 32,
                    frames: tuple[int, int] = (10, 20), seed: int = 0, classes: int = 7) -> tuple[Path, Path]:
     """(annotations root, data root) in DFEW's layout: EmoLabel_DataSplit/*/set_1.csv, Clip/clip_224x224/<id>/."""
-    rng = np.random.default_rng(seed)
-    data = root / "DFEW"
-    clips = data / "Clip" / "clip_224x224"
-    cid = 1
-    for split, n in (("train", n_train_per_class), ("test", n_test_per_class)):
-        rows = []
-        for label in range(classes):
-            for _ in range(n):
-                write_clip(clips / f"{cid:05d}", label, int(rng.integers(*frames)), size, rng)
-                rows.append((cid, label))
-                cid += 1
-        write_dfew_split(root / "annotations", 1, split, rows)
-    return root / "annotations", data
+    def grouped(n: int) -> list[int]:
+        return [label for label in range(classes) for _ in range(n)]
+
+    return write_dfew_dataset(root, grouped(n_train_per_class), grouped(n_test_per_class), size, frames, seed)
 
 
 def make_dfew_clips(root: Path, n_train: int, n_test: int, size: int = 32, frames: tuple[int, int] = (10, 20),
                     seed: int = 0, classes: int = 7) -> tuple[Path, Path]:
     """Like ``make_dfew_like`` but with any clip counts (labels cycle through the classes), e.g. 17 clips
     that do not split evenly over 2 processes."""
+    return write_dfew_dataset(root, [i % classes for i in range(n_train)], [i % classes for i in range(n_test)],
+                              size, frames, seed)
+
+
+def write_dfew_dataset(root: Path, train_labels: list[int], test_labels: list[int], size: int,
+                       frames: tuple[int, int], seed: int) -> tuple[Path, Path]:
+    """One clip per label, train then test, ids from 00001, and fold 1's split files."""
     rng = np.random.default_rng(seed)
     data = root / "DFEW"
     clips = data / "Clip" / "clip_224x224"
     cid = 1
-    for split, n in (("train", n_train), ("test", n_test)):
+    for split, labels in (("train", train_labels), ("test", test_labels)):
         rows = []
-        for i in range(n):
-            write_clip(clips / f"{cid:05d}", i % classes, int(rng.integers(*frames)), size, rng)
-            rows.append((cid, i % classes))
+        for label in labels:
+            write_clip(clips / f"{cid:05d}", label, int(rng.integers(*frames)), size, rng)
+            rows.append((cid, label))
             cid += 1
         write_dfew_split(root / "annotations", 1, split, rows)
     return root / "annotations", data

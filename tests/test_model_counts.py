@@ -139,15 +139,12 @@ def test_every_ablation_row_is_listed_here():
 
 @pytest.mark.parametrize("table,row", sorted(ROWS))
 def test_ablation_row_trainable_counts_match_formula(table, row):
-    from pathlib import Path
-
     from finecliper.ablation.tables import get_table
     from finecliper.config import load_config
     from finecliper.train.config import ExperimentConfig
 
     r = get_table(table).row(row)
-    config = Path(__file__).resolve().parents[1] / "configs" / "dfew.yaml"
-    cfg = load_config(ExperimentConfig, config, [*r.overrides, "model.classes=[a,b,c,d,e,f,g]"]).model
+    cfg = load_config(ExperimentConfig, "dfew", [*r.overrides, "model.classes=[a,b,c,d,e,f,g]"]).model
     counts = count_parameters(cfg, r.backbone, BACKBONES, per_module=True)
     expected = expected_row(r.backbone, *ROWS[(table, row)])
     got = {k: v["trainable"] for k, v in counts.items() if k != "total" and v["trainable"]}

@@ -1,4 +1,8 @@
-"""`finecliper predict` end to end on generated videos of real faces, with tiny checkpoints."""
+"""`finecliper predict` end to end on generated videos of real faces, with tiny checkpoints.
+
+Updated with issue 13: tracks say start_frame/end_frame (end exclusive); --out .csv writes the per-frame
+table (+ .windows.csv, .tracks.csv) and .json nests the three tables per video; warnings go to stderr;
+--explain writes the attention maps beside the gradient ones."""
 import csv
 import json
 import sys
@@ -47,6 +51,7 @@ def test_two_faces_get_two_tracks_whose_ids_persist_across_windows(two_faces):
     assert (r.num_frames, r.fps, r.frame_size) == (N, FPS, (240, 360))
     assert [t.track_id for t in r.tracks] == [0, 1]
     left, right = r.tracks  # same first frame: ordered left to right
+    assert [(t.start_frame, t.end_frame, t.start_s, t.end_s) for t in r.tracks] == [(0, N, 0.0, 4.0)] * 2
     # 4 s, windows of 2 s every 1 s: [0, 2), [1, 3), [2, 4) for both tracks
     for t in r.tracks:
         assert [(w.start_frame, w.end_frame) for w in t.windows] == [(0, 20), (10, 30), (20, 40)]
@@ -79,7 +84,13 @@ def test_no_face_gives_an_empty_result_with_a_message(predictor, media, tmp_path
     out = tmp_path / "none.json"
     assert main(["predict", str(media["none"]), "--checkpoint", str(media["ckpt"]), "--out", str(out), "--quiet"]) == 0
     v = json.loads(out.read_text())["videos"][0]
-    assert v["tracks"] == [] and "no face found" in v["message"]
+    assert "no face found" in v["message"]
+    # explicit entries, never missing rows: every frame, and one track/window row saying why
+    assert len(v["frames"]) == 12 and {f["face_id"] for f in v["frames"]} == {None}
+    assert not any(f["face_valid"] for f in v["frames"]) and [f["frame"] for f in v["frames"]] == list(range(12))
+    (t,) = v["tracks"]
+    assert t["face_id"] is None and "no face found" in t["message"]
+    assert v["windows"][0]["face_id"] is None and "no face found" in v["windows"][0]["message"]
 
 
 def test_corrupt_file_is_named_and_other_files_still_processed(media, tmp_path, capsys):
@@ -95,9 +106,12 @@ def test_corrupt_file_is_named_and_other_files_still_processed(media, tmp_path, 
     assert rc == 1
     assert "broken.mp4" in capsys.readouterr().err
     rows = list(csv.DictReader(out.open()))
-    # the good video: one track (largest face), an 'all' row + 3 windows
-    assert [r["window"] for r in rows] == ["all", "0", "1", "2"] and {r["video"] for r in rows} == {str(media["two"])}
+    # the good video: one track (largest face): a row per frame; 3 windows; 1 track
+    assert [int(r["frame"]) for r in rows] == list(range(N)) and {r["video"] for r in rows} == {str(media["two"])}
     assert abs(sum(float(rows[0][f"p_{c}"]) for c in CLASSES) - 1) < 1e-4
+    windows = list(csv.DictReader((tmp_path / "res.windows.csv").open()))
+    assert [w["window"] for w in windows] == ["0", "1", "2"]
+    assert [t["face_id"] for t in csv.DictReader((tmp_path / "res.tracks.csv").open())] == ["0"]
 
 
 def test_overlay_is_a_playable_video_with_the_input_frames_and_rate(two_faces, media, tmp_path):
@@ -125,9 +139,11 @@ def test_cli_overlay_and_json(media, tmp_path):
     res = json.loads(out.read_text())
     (v,) = res["videos"]
     assert res["errors"] == [] and v["classes"] == CLASSES and len(v["tracks"]) == 2
-    assert len(v["tracks"][1]["face_valid"]) == N and v["tracks"][1]["valid_frames"] == N - (GAP[1] - GAP[0])
-    assert [w["start_s"] for w in v["tracks"][0]["windows"]] == [0.0, 1.0, 2.0]
-    assert ov.is_file()
+    assert len(v["frames"]) == 2 * N and v["tracks"][1]["n_valid"] == N - (GAP[1] - GAP[0])
+    hopper = [f for f in v["frames"] if f["face_id"] == 1]
+    assert [f["frame"] for f in hopper if not f["face_valid"]] == list(range(*GAP))
+    assert [w["start_s"] for w in v["windows"] if w["face_id"] == 0] == [0.0, 1.0, 2.0]
+    assert ov.is_file() and res["model"]["scorer"] == "finecliper"
 
 
 def test_open_vocabulary_classes_change_the_class_list_and_warn(media, two_faces):
@@ -155,9 +171,10 @@ def test_cli_open_vocabulary_warns_on_the_terminal(media, tmp_path, capsys):
     out = tmp_path / "o.json"
     assert main(["predict", str(media["two"]), "--checkpoint", str(media["ckpt"]), "--classes", "boredom, happiness",
                  "--out", str(out)]) == 0
-    assert "NOT trained" in capsys.readouterr().out
+    assert "NOT trained" in capsys.readouterr().err
     v = json.loads(out.read_text())["videos"][0]
-    assert v["classes"] == ["boredom", "happiness"] and set(v["tracks"][0]["probs"]) == {"boredom", "happiness"}
+    assert v["classes"] == ["boredom", "happiness"] and {"p_boredom", "p_happiness"} <= set(v["tracks"][0])
+    assert "p_neutral" not in v["tracks"][0]
 
 
 def test_full_variant_with_maps_descriptions_and_explanations(media, tmp_path):
@@ -172,8 +189,9 @@ def test_full_variant_with_maps_descriptions_and_explanations(media, tmp_path):
     assert t.description and all(w.description for w in t.windows)
     assert set(t.windows[0].weights) == {"video", "parsing", "landmarks", "description"}
     assert sum(t.windows[0].weights.values()) == pytest.approx(1, abs=1e-4)
-    pngs = sorted(ex.glob("*.png"))
-    assert [x.name for x in pngs] == [f"two_track0_window00{k}.png" for k in range(3)]
-    assert all(w.explanation == str(png) for w, png in zip(t.windows, pngs))
+    assert sorted(x.name for x in ex.glob("*.png")) == sorted(
+        [f"two_track0_window00{k}.png" for k in range(3)] + [f"two_track0_window00{k}_attention.png" for k in range(3)])
+    assert all(w.explanation == str(ex / f"two_track0_window00{k}.png") for k, w in enumerate(t.windows))
+    assert all(w.attention == str(ex / f"two_track0_window00{k}_attention.png") for k, w in enumerate(t.windows))
     for w in t.windows:  # the face parsing of the crops splits the attribution into regions
         assert sum(w.regions.values()) == pytest.approx(1, abs=1e-3) and w.regions["skin"] > 0

@@ -5,6 +5,7 @@ import warnings
 import pytest
 import torch
 
+from finecliper.clip.tokenizer import truncate_to_longest
 from finecliper.text.desc_cache import (
     DescriptionCache,
     DescriptionCacheError,
@@ -12,7 +13,7 @@ from finecliper.text.desc_cache import (
     read_cache,
 )
 from finecliper.text.describe import CaptionsBackend, ClipItem, cache_identity, run_describe
-from finecliper.text.description_extra import DescriptionExtra, truncate_to_longest
+from finecliper.text.description_extra import DescriptionExtra
 from finecliper.text.token_stats import length_stats, mafw_caption_token_lengths
 
 SOT, EOT = 49406, 49407

@@ -1,6 +1,6 @@
 """The paper's ablations as data: every row of Tab. 4–9 and the appendix fixed-weight sweep (Fig. 8).
 
-A row is a set of ``key=value`` overrides applied on top of a dataset config (``configs/dfew.yaml`` …),
+A row is a set of ``key=value`` overrides applied on top of a dataset config (``--config dfew`` …),
 what it means in words, and the paper's published numbers for it (UAR, WAR in %, per dataset). Where
 the paper leaves a row open to more than one reading, the row carries the reading we chose and why
 (``note``). Rows marked ``extra`` are not in the paper's table (other combinations of the same knobs);

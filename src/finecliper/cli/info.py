@@ -1,7 +1,9 @@
 """``finecliper info``: parameters per module of a variant, and the runtime environment."""
 from __future__ import annotations
 
-HELP = "Print trainable and frozen parameters per module of a variant, and the environment."
+from finecliper.cli import examples
+
+HELP = "Print trainable and frozen parameters per module of a variant, the environment and the optional extras."
 
 
 def add_arguments(p) -> None:
@@ -10,9 +12,12 @@ def add_arguments(p) -> None:
                                   "counts use the --shape (no weights loaded)")
     p.add_argument("--shape", default="ViT-B/16", help="ViT-B/16 | ViT-B/32 | ViT-L/14: the CLIP layout counted without --clip")
     p.add_argument("--longclip", help="Long-CLIP checkpoint (variants with descriptions)")
-    p.add_argument("--num-classes", type=int, default=7)
+    p.add_argument("--num-classes", type=int, default=7, help="number of classes of the prompts (default 7, as DFEW)")
     p.add_argument("--allow-pickle", action="store_true", help="allow TorchScript/pickled checkpoints to run code")
-    p.add_argument("overrides", nargs="*", help="model config overrides, e.g. share_pn_adapters=true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="model config overrides, e.g. share_pn_adapters=true (every key: `finecliper config show`, model.*)")
+    examples(p, "finecliper info", "finecliper info --variant star_dagger",
+             "finecliper info --variant dagger --clip ViT-B-16.pt --longclip longclip-B.pt")
 
 
 def run(args) -> int:
@@ -25,6 +30,7 @@ def run(args) -> int:
 
     from finecliper import __version__
     from finecliper.config import load_config
+    from finecliper.extras import status_lines
     from finecliper.model.config import VARIANT_SYMBOLS, ModelConfig
     from finecliper.model.finecliper import FineCLIPER
     from finecliper.model.shapes import count_parameters
@@ -49,5 +55,7 @@ def run(args) -> int:
     console.print(table)
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     console.print(f"finecliper {__version__} · torch {torch.__version__} · python {platform.python_version()} · "
-                  f"CUDA device: {cuda} · CPU threads: {torch.get_num_threads()}")
+                  f"CUDA device: {cuda} · CPU threads: {torch.get_num_threads()}", soft_wrap=True)
+    for line in status_lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -22,7 +22,9 @@ COMMANDS = {
     "train": "finecliper.cli.train",
     "evaluate": "finecliper.cli.evaluate",
     "ablate": "finecliper.cli.ablate",
+    "push": "finecliper.cli.push",
     "info": "finecliper.cli.info",
+    "config": "finecliper.cli.config",
 }
 
 
@@ -44,11 +46,19 @@ def os_error_line(e: OSError) -> str:
     return f"error: {e.filename}: {reason}" if e.filename else f"error: {reason}"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line (and where the help is) instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finecliper", description="Dynamic facial expression recognition with FineCLIPER.")
+    parser = Parser(prog="finecliper", description="Dynamic facial expression recognition with FineCLIPER.")
     parser.add_argument("--version", action="version", version=f"finecliper {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = sub.choices  # type: ignore[attr-defined]  (name -> subparser, for error messages)
     for name, modname in COMMANDS.items():
         try:
             mod = importlib.import_module(modname)
@@ -58,13 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _more=getattr(mod, "MORE_POSITIONALS", "overrides"))
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse a command line; KEY=VALUE positionals may come before or after the options.
+
+    argparse takes a positional list once, at its first place on the line; the rest of them, after the
+    options, go to the subcommand's MORE_POSITIONALS list (``overrides`` unless it names another).
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        more = getattr(args, "_more", None)
+        if not isinstance(getattr(args, more or "", None), list) or any(e.startswith("-") for e in extra):
+            where = parser.commands.get(getattr(args, "command", None), parser)  # type: ignore[attr-defined]
+            where.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, more).extend(extra)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

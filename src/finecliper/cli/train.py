@@ -1,37 +1,25 @@
 """``finecliper train``: train (and evaluate every epoch) one fold, several, or all."""
 from __future__ import annotations
 
-from finecliper.cli import UsageError
-from finecliper.data.labels import num_folds
+from finecliper.cli import add_folds, add_overrides, examples, parse_folds
 
 HELP = "Train a FineCLIPER variant on DFEW, FERV39k or MAFW (one fold, several, or all five)."
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--config", help="experiment YAML (see configs/); defaults apply where it is silent")
-    p.add_argument("--folds", default=None, help="'all', or comma-separated fold numbers (default: data.fold)")
+    p.add_argument("--config", help="a shipped config (dfew, ferv39k, mafw: `finecliper config list`) or a YAML file; defaults apply where it is silent")
+    add_folds(p, "data.fold")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue each fold after its last finished epoch (a fold with no run starts fresh)")
     again.add_argument("--overwrite", action="store_true",
                        help="replace the runs already in the output folder (without it, or --resume, train refuses)")
-    p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=5 model.variant=star data.root=DIR")
-
-
-def parse_folds(spec: str | None, dataset: str, default: int) -> list[int]:
-    n = num_folds(dataset)
-    if spec is None:
-        return [default]
-    if spec == "all":
-        return list(range(1, n + 1))
-    try:
-        folds = [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--folds {spec!r}: expected 'all' or comma-separated fold numbers, e.g. 1,3") from None
-    bad = [k for k in folds if not 1 <= k <= n]
-    if bad or not folds:
-        raise UsageError(f"--folds {spec!r}: {dataset} has folds 1..{n}")
-    return folds
+    add_overrides(p, "train", "train.epochs=5 model.variant=star data.root=DIR")
+    examples(p, "finecliper train --config dfew --folds all model.variant=star_dagger model.clip=ViT-B-16.pt "
+                "model.longclip=longclip-B.pt data.root=DFEW data.annotations=DFEW face_cache=runs/faces/dfew "
+                "descriptions=runs/desc/dfew_landmarks.jsonl",
+             "finecliper train --config dfew --folds 2 --resume data.root=DFEW data.annotations=DFEW model.clip=ViT-B-16.pt",
+             "torchrun --nproc-per-node 8 -m finecliper.cli.main train --config mafw --folds all data.root=MAFW ...")
 
 
 def run(args) -> int:

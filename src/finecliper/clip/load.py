@@ -212,7 +212,7 @@ def load(
     quick_gelu: None = the format's own answer (OpenAI/Long-CLIP: QuickGELU; open_clip: the sibling
     open_clip_config.json, else GELU with a warning; HF: config.json). config_overrides is merged into
     the CLIPConfig, e.g. ``{"text_config": {"num_attention_heads": 4}}``. tokenizer: a ClipTokenizer,
-    an HF directory or BPE file, or None (the HF directory's own tokenizer files, else open_clip's BPE).
+    an HF directory or BPE file, or None (the HF directory's own tokenizer files, else the shipped BPE).
     """
     raw = read_checkpoint(path, allow_pickle=allow_pickle)
     if raw.format == "hf":

@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 import gzip
 import html
-import importlib.metadata
-import importlib.util
 from pathlib import Path
 from typing import Sequence
 
@@ -21,8 +19,11 @@ import regex
 import torch
 
 from finecliper.clip.convert import EOT_TOKEN_ID, SOT_TOKEN_ID
+from finecliper.io import sha256_file
 
 BPE_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
+BPE_PATH = Path(__file__).resolve().parent / "vocab" / BPE_FILENAME
+BPE_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
 _N_MERGES = 49152 - 256 - 2  # OpenAI uses lines 1..48894 of the BPE file
 _HF_TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 
@@ -39,24 +40,11 @@ def clean_text(text: str) -> str:
 
 
 def default_bpe_path() -> Path:
-    """The BPE file shipped in the installed open-clip-torch, found without importing ``open_clip``."""
-    candidates: list[Path] = []
-    spec = importlib.util.find_spec("open_clip")  # locates the package; does not execute it
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p) / BPE_FILENAME for p in spec.submodule_search_locations]
-    try:
-        dist = importlib.metadata.distribution("open_clip_torch")
-        candidates += [Path(dist.locate_file(f)) for f in dist.files or () if f.name == BPE_FILENAME]
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    for p in candidates:
-        if p.is_file():
-            return p
-    raise TokenizerError(
-        f"no CLIP BPE vocabulary found: {BPE_FILENAME} is not in an installed open-clip-torch. "
-        "Install it without its dependencies (`pip install --no-deps open-clip-torch`), or pass the path of a "
-        f"{BPE_FILENAME} file, or an HF CLIP directory holding vocab.json + merges.txt (or tokenizer.json)."
-    )
+    """The BPE vocabulary finecliper ships (OpenAI CLIP's, MIT: see ``clip/vocab/NOTICE``), checked by hash."""
+    if sha256_file(BPE_PATH) != BPE_SHA256:
+        raise TokenizerError(f"{BPE_PATH}: not the CLIP vocabulary finecliper shipped (sha256 differs); "
+                             f"reinstall finecliper")
+    return BPE_PATH
 
 
 @functools.lru_cache(maxsize=4)
@@ -140,10 +128,24 @@ class ClipTokenizer:
 
 
 def load_tokenizer(source: str | Path | None = None, context_length: int = 77) -> ClipTokenizer:
-    """An HF CLIP directory with tokenizer files, a BPE ``.txt.gz`` file, or None (open_clip's bundled BPE)."""
+    """An HF CLIP directory with tokenizer files, a BPE ``.txt.gz`` file, or None (the shipped BPE)."""
     if source is None:
         return ClipTokenizer.from_bpe(None, context_length)
     source = Path(source)
     if source.is_dir():
         return ClipTokenizer.from_pretrained(source, context_length)
     return ClipTokenizer.from_bpe(source, context_length)
+
+
+def truncate_to_longest(tokens: torch.Tensor) -> torch.Tensor:
+    """Cut a (N, L) token batch after its last EOT (EOT is the largest id, so ``argmax`` finds it).
+
+    Under the causal mask tokens after EOT cannot reach the pooled EOT state, so this changes nothing
+    but the cost (a 35-token description padded to 248 costs 7x more).
+    """
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be (B, L), got {tuple(tokens.shape)}")
+    if tokens.shape[0] == 0:
+        return tokens
+    longest = int(tokens.argmax(dim=-1).max()) + 1
+    return tokens[:, :longest]

@@ -50,6 +50,7 @@ from finecliper.demo.synth import DemoDataset, Motion, make_demo_dataset
 from finecliper.face.extract import ExtractConfig, clips_from_manifest, run_extraction
 from finecliper.face.maps_extra import FaceMapsExtra
 from finecliper.io import write_json
+from finecliper.model.hub import DEMO_MARKER
 from finecliper.model.shapes import MetaBackbones, clip_config, count_parameters, random_clip
 from finecliper.text.desc_cache import DescriptionCache
 from finecliper.text.describe import ClipItem, LandmarksBackend, cache_identity, run_describe
@@ -58,7 +59,7 @@ from finecliper.train.config import ExperimentConfig
 from finecliper.train.evaluation import evaluate_checkpoint
 from finecliper.train.loop import train_folds
 
-MARKER = "finecliper_demo.json"  # marks a folder as the demo's own, so re-runs may replace its parts
+MARKER = DEMO_MARKER  # marks a folder as the demo's own, so re-runs may replace its parts
 STAGE_DIRS = ("data", "prepared", "faces", "descriptions", "backbones", "run", "eval", "baseline", "ablation", "predict",
               "report")
 ABLATION_ROWS = ("low", "middle", "high")  # Tab. 4 rows run beside the full model (its "low+middle+high")

@@ -3,12 +3,16 @@
     run/fold_1/best/
       config.yaml         ModelConfig (variant, classes, prompts, ...)
       model.safetensors   only the tunable tensors (adapters, temporal embeddings, ln_post, projections)
-      backbones.json      {"clip": {"sha256", "format", "file"}, "longclip": {...}}: the frozen checkpoint
-                          files the weights were trained on
+      backbones.json      {"clip": {"sha256", "format", "file", "path"}, "longclip": {...}}: the frozen
+                          checkpoint files the weights were trained on ("path": absolute, where it was)
       state.pt            last/ only: the trainer state for --resume (``train.state``)
 
 The frozen towers are not copied (150M+ parameters each): loading rebuilds them from the user's own
 checkpoint files and refuses any whose sha256 differs from the recorded one (CLIP and Long-CLIP alike).
+A backbone not given explicitly is looked for (:func:`backbone_candidates`), by its recorded file name
+and sha256, in this order: the recorded absolute path, the path in config.yaml, the checkpoint's folder
+and its parent, the backbone cache folder (:func:`backbone_cache_dir`). So a checkpoint moved to another
+machine or folder loads from any working directory once its backbones sit in one of those places.
 
 The functions take the model class (``FineCLIPER.from_config`` / ``from_pretrained`` /
 ``save_pretrained`` call them), so this module never imports the model: no import cycle. Loading is
@@ -19,6 +23,7 @@ split into small steps that a Hub loader can reuse: :func:`resolve_checkpoint_di
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
@@ -38,6 +43,10 @@ from finecliper.state_dict import key_problems
 
 WEIGHTS, CONFIG, BACKBONES = "model.safetensors", "config.yaml", "backbones.json"
 M = TypeVar("M", bound=torch.nn.Module)
+# what a user calls each frozen backbone, and how to pass it (CLI flag / Python keyword)
+BACKBONE_NAMES = {"clip": "CLIP", "longclip": "Long-CLIP"}
+BACKBONE_FLAGS = {"clip": "--clip PATH (Python: clip=PATH)", "longclip": "--longclip PATH (Python: longclip=PATH)"}
+CACHE_ENV = "FINECLIPER_CACHE"
 
 
 class CheckpointError(ValueError):
@@ -47,9 +56,54 @@ class CheckpointError(ValueError):
 # ----------------------------------------------------------------------------- frozen backbones
 
 def backbone_identity(backbone: ClipBackbone) -> dict[str, str]:
-    """What a checkpoint records of a frozen backbone: its content hash, format and file name."""
-    return {"sha256": backbone.identity, "format": backbone.format,
-            "file": str(getattr(backbone.source, "name", backbone.source))}
+    """What a checkpoint records of a frozen backbone: content hash, format, file name and absolute path."""
+    source = backbone.source
+    out = {"sha256": backbone.identity, "format": backbone.format, "file": str(getattr(source, "name", source))}
+    if source is not None:
+        out["path"] = str(Path(source).resolve())
+    return out
+
+
+def backbone_cache_dir() -> Path:
+    """Where frozen backbones are looked for last: ``$FINECLIPER_CACHE/backbones``, else ``~/.cache/finecliper/backbones``."""
+    root = os.environ.get(CACHE_ENV) or "~/.cache/finecliper"
+    return Path(root).expanduser() / "backbones"
+
+
+def backbone_candidates(directory: str | Path, recorded: Mapping[str, str], config_path: str | None) -> list[Path]:
+    """Places a checkpoint's backbone may be, in the order they are tried (no duplicates).
+
+    The recorded absolute path, the path in config.yaml (relative paths: from the working directory),
+    then the recorded file name in the checkpoint's folder, its parent and the backbone cache folder.
+    """
+    directory = Path(directory)
+    name = recorded.get("file")
+    places = [recorded.get("path"), config_path]
+    if name:
+        places += [directory / name, directory.parent / name, backbone_cache_dir() / name]
+    out: list[Path] = []
+    for p in places:
+        if p and Path(p).expanduser().absolute() not in out:
+            out.append(Path(p).expanduser().absolute())
+    return out
+
+
+def find_backbone(directory: str | Path, role: str, recorded: Mapping[str, str], config_path: str | None,
+                  allow_pickle: bool = False) -> ClipBackbone:
+    """The frozen ``role`` backbone a checkpoint records, from the first candidate place whose sha256 matches."""
+    tried = []
+    for path in backbone_candidates(directory, recorded, config_path):
+        if not path.exists():
+            tried.append(str(path))
+            continue
+        backbone = load_clip(path, allow_pickle=allow_pickle)
+        if backbone.identity == recorded.get("sha256"):
+            return backbone
+        tried.append(f"{path} (other sha256)")
+    raise CheckpointError(
+        f"{directory}: the {BACKBONE_NAMES[role]} backbone {recorded.get('file')} (sha256 {recorded.get('sha256')}) "
+        f"was not found (tried {', '.join(tried) or 'nothing: no file name recorded'}); pass {BACKBONE_FLAGS[role]} "
+        f"with that file, or put it in {backbone_cache_dir()}")
 
 
 def load_backbones(cfg: ModelConfig, clip: ClipBackbone | str | Path | None = None,
@@ -203,15 +257,31 @@ def check_backbones(directory: str | Path, actual: Mapping[str, Mapping[str, str
         check_backbone_identity(directory, role, recorded.get(role), actual.get(role, {}), (sources or {}).get(role))
 
 
+def checkpoint_backbones(directory: Path, cfg: ModelConfig, recorded: Mapping[str, Any],
+                         given: Mapping[str, ClipBackbone | str | Path | None]) -> dict[str, ClipBackbone]:
+    """Every backbone the checkpoint's variant uses: given ones (a path or a loaded backbone), else found."""
+    out = {}
+    for role in cfg.backbone_roles():
+        rec = recorded.get(role)
+        if not rec or not rec.get("sha256"):
+            check_backbone_identity(directory, role, rec, {})  # refuses: nothing recorded to look for
+        b = given.get(role)
+        if isinstance(b, (str, Path)):
+            b = load_clip(b, allow_pickle=cfg.allow_pickle)
+        out[role] = b if b is not None else find_backbone(directory, role, rec, getattr(cfg, role), cfg.allow_pickle)
+    return out
+
+
 def load(model_class: type[M], directory: str | Path, clip: ClipBackbone | str | Path | None = None,
          longclip: ClipBackbone | str | Path | None = None) -> M:
-    """Rebuild the model of a checkpoint directory on the given (or recorded) frozen backbones."""
+    """Rebuild the model of a checkpoint directory on the given frozen backbones, or on the recorded ones
+    wherever they are found (:func:`find_backbone`); a given backbone with another sha256 is refused."""
     directory = resolve_checkpoint_dir(directory)
     cfg = read_config(directory)
-    clip, longclip = load_backbones(cfg, clip, longclip)
-    backbones = {"clip": clip, "longclip": longclip}
-    check_backbones(directory, {r: backbone_identity(b) for r, b in backbones.items() if b is not None},
-                    cfg.backbone_roles(), {r: b.source for r, b in backbones.items() if b is not None})
-    model = build(model_class, cfg, clip, longclip)
+    recorded = read_backbone_identities(directory)
+    backbones = checkpoint_backbones(directory, cfg, recorded, {"clip": clip, "longclip": longclip})
+    check_backbones(directory, {r: backbone_identity(b) for r, b in backbones.items()},
+                    cfg.backbone_roles(), {r: b.source for r, b in backbones.items()}, recorded)
+    model = build(model_class, cfg, backbones["clip"], backbones.get("longclip"))
     load_weights(model, read_weights(directory), directory / WEIGHTS)
     return model

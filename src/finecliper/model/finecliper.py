@@ -19,19 +19,24 @@ prompt adapter set and scores ``cos(F, T_p)``, ``none`` replaces the prompts by 
 The model knows its tokenizers (class prompts and descriptions are tokenised the way its towers were
 trained) and the identity (sha256, format, file) of the checkpoint files its frozen towers came from:
 a checkpoint records them, and loading one on other backbones is refused (``model.factory``).
+It is a ``huggingface_hub.ModelHubMixin``: ``from_pretrained`` takes a folder or a Hub repo id (with
+``revision``, ``cache_dir``, ``local_files_only``, ...), ``push_to_hub`` uploads it (``model.hub``).
 """
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import ModelCard, ModelHubMixin
 from torch import nn
 
-from finecliper.model import factory
+from finecliper.clip.tokenizer import truncate_to_longest
+from finecliper.model import factory, hub
 from finecliper.model.config import MAP_MODALITIES, ModelConfig
 from finecliper.model.pn import contrastive_loss, fuse, fusion_weights, pn_scores, weighted_cross_entropy
 from finecliper.model.text_encoder import TextEncoder
@@ -76,7 +81,7 @@ def _identity_linear(d_in: int, d_out: int) -> nn.Linear:
     return lin
 
 
-class FineCLIPER(nn.Module):
+class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
     def __init__(self, cfg: ModelConfig, clip: nn.Module, longclip: nn.Module | None = None, *,
                  tokenizer: Tokenizer, longclip_tokenizer: Tokenizer | None = None,
                  backbones: Mapping[str, Mapping[str, str]] | None = None):
@@ -88,6 +93,7 @@ class FineCLIPER(nn.Module):
         Build from paths or loaded backbones with :meth:`from_config`.
         """
         super().__init__()
+        self._hub_mixin_config = None  # the mixin's config.json is not ours: config.yaml says it (model.factory)
         self.cfg = cfg
         self.modalities = cfg.fused_modalities()
         self.backbone_identities = {k: dict(v) for k, v in (backbones or {}).items()}
@@ -130,14 +136,55 @@ class FineCLIPER(nn.Module):
         """Build any variant; ``clip``/``longclip`` (a path or a loaded ``ClipBackbone``) default to cfg's paths."""
         return factory.build(cls, cfg, clip, longclip)
 
+    # ModelHubMixin's public methods are overridden, not inherited: its from_pretrained reads a config.json
+    # (ours is config.yaml) and its save_pretrained writes one plus a card into every training checkpoint.
+    # The names, keywords and Hub behaviour (cache, revision, offline mode, upload) stay the mixin's.
     @classmethod
-    def from_pretrained(cls, directory: str | Path, clip=None, longclip=None) -> "FineCLIPER":
-        """Load a checkpoint directory; refuses frozen backbones whose hash differs from the recorded one."""
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, clip=None, longclip=None, *,
+                        revision: str | None = None, cache_dir: str | Path | None = None, force_download: bool = False,
+                        local_files_only: bool = False, token: str | bool | None = None) -> "FineCLIPER":
+        """Load a checkpoint folder or Hub repo id (``user/name``, read from the HF cache when offline).
+
+        ``clip``/``longclip``: the frozen backbone files (default: found by their recorded sha256 and file
+        name, ``factory.find_backbone``); one whose hash differs from the recorded one is refused.
+        """
+        return cls._from_pretrained(model_id=str(pretrained_model_name_or_path), revision=revision, cache_dir=cache_dir,
+                                    force_download=force_download, local_files_only=local_files_only, token=token,
+                                    clip=clip, longclip=longclip)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
+                         force_download: bool, local_files_only: bool, token: str | bool | None,
+                         clip=None, longclip=None, **_) -> "FineCLIPER":
+        directory = hub.checkpoint_dir(model_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                                       force_download=force_download, token=token)
         return factory.load(cls, directory, clip, longclip)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Config + tunable weights (safetensors) + the frozen backbones' identities; see ``model.factory``."""
-        return factory.save(self, directory)
+    def save_pretrained(self, save_directory: str | Path, *, repo_id: str | None = None, push_to_hub: bool = False,
+                        **push_to_hub_kwargs) -> Path:
+        """Config + tunable weights (safetensors) + the frozen backbones' identities; see ``model.factory``.
+        ``push_to_hub=True`` then uploads it to ``repo_id`` (default: the folder's name)."""
+        directory = factory.save(self, save_directory)
+        if push_to_hub:
+            hub.push(directory, repo_id or Path(save_directory).name, **push_to_hub_kwargs)
+        return directory
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        factory.save(self, save_directory)
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    branch: str | None = None, commit_message: str | None = None, create_pr: bool | None = None) -> str:
+        """Upload config, tunable weights, backbone hashes and a model card (``model.hub``); returns the commit URL."""
+        with tempfile.TemporaryDirectory(prefix="finecliper-model-") as tmp:
+            directory = factory.save(self, Path(tmp) / "model")
+            return hub.push(directory, repo_id, private=private, token=token, branch=branch,
+                            commit_message=commit_message, create_pr=create_pr)
+
+    def generate_model_card(self, repo_id: str | None = None, **_) -> ModelCard:
+        """The model card a push uploads (without the training run's data and metrics, which a folder knows)."""
+        backbones = hub.portable_backbones(self.backbone_identities, self.cfg.backbone_roles())
+        return ModelCard(hub.card_text(self.cfg, backbones, repo_id=repo_id,
+                                       tunable=sum(p.numel() for p in self.trainable_parameters())))
 
     # ---------------------------------------------------------------- tokenizers and class prompts
     def tokenize_prompts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -161,8 +208,10 @@ class FineCLIPER(nn.Module):
             return
         pos, neg = self.cfg.prompts(list(classes))
         dev = self.clip.logit_scale.device  # where the model lives (the meta device when only counting)
-        self.register_buffer("pos_tokens", self.tokenize_prompts(pos).long().to(dev), persistent=False)
-        self.register_buffer("neg_tokens", self.tokenize_prompts(neg).long().to(dev), persistent=False)
+        with torch.device("cpu"):  # token ids are data, even when the model is built on the meta device
+            tokens = truncate_to_longest(self.tokenize_prompts(pos + neg).long()).to(dev)  # one length for both
+        self.register_buffer("pos_tokens", tokens[:len(pos)], persistent=False)
+        self.register_buffer("neg_tokens", tokens[len(pos):], persistent=False)
         self.classes = list(classes)
         self._class_text_cache = None
 

@@ -8,20 +8,6 @@ from finecliper.model.adapters import Adapter
 from finecliper.model.frozen import FrozenRef
 
 
-def truncate_to_longest(tokens: torch.Tensor) -> torch.Tensor:
-    """Cut a (N, L) token batch after its last EOT (EOT is the largest id, so ``argmax`` finds it).
-
-    Under the causal mask tokens after EOT cannot reach the pooled EOT state, so this changes nothing
-    but the cost (a 35-token description padded to 248 costs 7x more).
-    """
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be (B, L), got {tuple(tokens.shape)}")
-    if tokens.shape[0] == 0:
-        return tokens
-    longest = int(tokens.argmax(dim=-1).max()) + 1
-    return tokens[:, :longest]
-
-
 def causal_block(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """One frozen pre-LN transformer block of transformers' CLIP text tower, causally masked."""
     h = layer.layer_norm1(x)
@@ -55,8 +41,10 @@ class TextEncoder(nn.Module):
         return self._text().config.max_position_embeddings
 
     def forward(self, tokens: torch.Tensor, adapter_set: int = 0) -> torch.Tensor:
+        # tokens (N, L): padding after EOT changes nothing (causal mask) but the cost, so batches come
+        # cut after their longest EOT (``clip.tokenizer.truncate_to_longest``: prompts when set, descriptions
+        # when collated); cutting here would make the shape data-dependent (a torch.compile graph break).
         tm = self._text()
-        tokens = truncate_to_longest(tokens)
         eot = tokens.argmax(dim=-1)
         x = tm.embeddings(input_ids=tokens)  # (N, L, D): token + position embeddings
         for layer, adapter in zip(tm.encoder.layers, self.adapter_sets[adapter_set]):

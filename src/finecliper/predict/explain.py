@@ -1,8 +1,12 @@
-"""Which face regions drove a prediction: gradient x input of the predicted class logit w.r.t. the frames.
+"""Which face regions drove a prediction: two maps per window, each a heatmap over a grid of its frames.
 
-Attribution per pixel = |sum over RGB of x * dlogit_c/dx|, with x the CLIP-normalised frame (so the
-reference image is the mean colour). Shown as a heatmap over a grid of the window's frames; with a
-face parsing of the frames, also as shares per face region (brows, eyes, nose, mouth, ...).
+- gradient x input of the predicted class logit w.r.t. the frames: per pixel |sum over RGB of
+  x * dlogit_c/dx|, with x the CLIP-normalised frame (so the reference image is the mean colour); with a
+  face parsing of the frames, also as shares per face region (brows, eyes, nose, mouth, ...);
+- the last block's CLS attention over patches per frame (the paper's Fig. 6): softmax(q_cls k^T / sqrt(d))
+  of the adapted video encoder's last block, averaged over heads. The model runs SDPA, which returns no
+  weights, so the row is recomputed from the frozen layer's own q/k projections on exactly the input that
+  block's spatial attention sees (caught by a hook on the frozen attention).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 
 from finecliper.data.augment import CLIP_MEAN, CLIP_STD
+from finecliper.io import atomic_write
 
 # LaPa ids (face.layout) grouped into the regions a reader names.
 REGIONS: dict[str, tuple[int, ...]] = {
@@ -33,6 +38,50 @@ def grad_times_input(model: Callable, batch: dict[str, torch.Tensor], target: in
         logits = out.logits if hasattr(out, "logits") else out
         (grad,) = torch.autograd.grad(logits[0, target], frames)
     return (grad * frames.detach()).sum(dim=2)[0].abs().float().cpu()  # (T, S, S)
+
+
+def cls_attention(attn: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """A CLIP attention layer's CLS row: hidden (B, N, D) (its input, after layer_norm1) -> (B, N - 1),
+    the mean over heads of softmax(q_0 k^T * scale) over the N - 1 patch tokens (the CLS column left out)."""
+    b, n, _ = hidden.shape
+    h, d = attn.num_heads, attn.head_dim
+    q = attn.q_proj(hidden[:, :1]).view(b, 1, h, d).transpose(1, 2)          # (B, h, 1, d)
+    k = attn.k_proj(hidden).view(b, n, h, d).transpose(1, 2)                 # (B, h, N, d)
+    weights = torch.softmax((q @ k.transpose(-1, -2)).float() * attn.scale, dim=-1)  # (B, h, 1, N)
+    return weights.mean(dim=1)[:, 0, 1:]
+
+
+@torch.no_grad()
+def last_block_attention(encoder: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """frames (1, T, 3, S, S) through a ``VideoEncoder`` -> (T, G, G) CLS attention over the G x G patches
+    in its last block's spatial attention.
+
+    An adapted block calls the frozen attention twice, over time first and then over space (the
+    ``AdaptedBlock`` order); the second call's input is the one kept.
+    """
+    layer = encoder._vision().encoder.layers[-1]
+    seen: list[torch.Tensor] = []
+
+    def keep(module, args, kwargs):
+        seen.append(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
+
+    handle = layer.self_attn.register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        encoder.forward_features(frames)
+    finally:
+        handle.remove()
+    spatial = seen[1]                                                          # (T, N, D)
+    a = cls_attention(layer.self_attn, spatial)
+    g = int(round(a.shape[1] ** 0.5))
+    return a.view(-1, g, g)
+
+
+def attention_maps(model: torch.nn.Module, frames: torch.Tensor) -> np.ndarray:
+    """frames (1, T, 3, S, S) -> (T, S, S) float32: the video encoder's last-block CLS attention, upsampled."""
+    a = last_block_attention(model.video_encoder, frames)                      # (T, G, G)
+    s = frames.shape[-1]
+    up = torch.nn.functional.interpolate(a[:, None].float(), size=(s, s), mode="nearest")[:, 0]
+    return up.cpu().numpy()
 
 
 def region_shares(attr: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
@@ -60,11 +109,13 @@ def denormalize(frames: torch.Tensor) -> np.ndarray:
 
 
 def heatmap_grid(frames: np.ndarray, attr: np.ndarray, title: list[str], cell: int = 160, columns: int = 8,
-                 alpha: float = 0.5) -> np.ndarray:
+                 alpha: float = 0.5, smooth: bool = True) -> np.ndarray:
     """frames (T, S, S, 3) uint8 RGB + attr (T, S, S) -> one RGB image: title lines above a grid of
-    frames with the attribution (smoothed, scaled by the window's 99th percentile) as a JET heatmap."""
+    frames with the attribution (smoothed unless ``smooth`` is False, scaled by the window's 99th
+    percentile) as a JET heatmap."""
     t, s = attr.shape[:2]
-    a = np.stack([cv2.GaussianBlur(x.astype(np.float32), (0, 0), max(0.5, s / 56)) for x in attr])
+    a = np.stack([cv2.GaussianBlur(x.astype(np.float32), (0, 0), max(0.5, s / 56)) if smooth else x.astype(np.float32)
+                  for x in attr])
     top = float(np.percentile(a, 99)) or 1.0
     a = np.clip(a / top, 0, 1)
     cols = min(columns, t)
@@ -84,8 +135,6 @@ def heatmap_grid(frames: np.ndarray, attr: np.ndarray, title: list[str], cell: i
 
 
 def write_png(path, rgb: np.ndarray) -> None:
-    from finecliper.io import atomic_write
-
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")

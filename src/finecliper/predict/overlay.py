@@ -1,8 +1,10 @@
-"""The input video with each face box, its track id and the running label drawn on every frame.
+"""The input video with each face box, its id and the running label drawn on every frame.
 
 Running label of a frame: the mean probabilities of the windows of that track whose span holds the
-frame. The output has exactly the input's frames and frame rate (PyAV, libx264, else mpeg4); odd
-frame sizes get one black row/column (yuv420p needs even sizes). Written to a temp file, then renamed.
+frame (as the per-frame table). Labels sit above their box, else below it, else at the nearest free
+height (:func:`place_labels`), so the labels of neighbouring faces never cover each other. The output
+has exactly the input's frames and frame rate (PyAV, libx264, else mpeg4); odd frame sizes get one black
+row/column (yuv420p needs even sizes). Written to a temp file, then renamed.
 """
 from __future__ import annotations
 
@@ -20,12 +22,49 @@ from finecliper.predict.video import iter_frames, video_rate
 
 # RGB per track id (cycled)
 TRACK_COLOURS = [(0, 220, 0), (255, 140, 0), (0, 160, 255), (255, 0, 200), (255, 230, 0), (0, 230, 230), (170, 90, 255)]
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+GAP = 2  # pixels between a label and its box, so the box's edge stays visible
+
+Rect = tuple[int, int, int, int]  # x, y, w, h
 
 
 def running_probs(track: TrackResult, frame: int) -> np.ndarray | None:
     """Mean window probabilities at ``frame`` (None when no window of the track holds it)."""
     ps = [w.probs for w in track.windows if w.start_frame <= frame < w.end_frame]
     return np.mean(ps, axis=0) if ps else None
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def place_labels(boxes: list[tuple[float, float, float, float]], sizes: list[tuple[int, int]],
+                 frame_hw: tuple[int, int]) -> list[Rect]:
+    """Label rectangles (x, y, w, h) for face boxes (x0, y0, x1, y1) and label sizes (w, h), in pixels.
+
+    Each label is left-aligned with its box (moved inside the frame) and tried above the box, below it,
+    then at every other height nearest to those, until it covers no label placed before it (labels are
+    placed left to right). Labels never overlap each other unless the frame has no free height left.
+    """
+    fh, fw = frame_hw
+    placed: list[Rect] = []
+    out: list[Rect | None] = [None] * len(boxes)
+    for k in sorted(range(len(boxes)), key=lambda k: (boxes[k][0], boxes[k][1])):
+        x0, y0, x1, y1 = boxes[k]
+        w, h = sizes[k]
+        x = int(min(max(0, round(x0)), max(0, fw - w)))
+        above, below = int(round(y0)) - h - GAP, int(round(y1)) + GAP + 1
+        heights = [y for y in (above, below) if 0 <= y <= fh - h]
+        heights += sorted(range(0, max(1, fh - h + 1)), key=lambda y: min(abs(y - above), abs(y - below)))
+        rect = (x, heights[0], w, h)
+        for y in heights:
+            cand = (x, y, w, h)
+            if not any(_overlaps(cand, p) for p in placed):
+                rect = cand
+                break
+        placed.append(rect)
+        out[k] = rect
+    return out  # type: ignore[return-value]
 
 
 def draw_frame(frame: np.ndarray, result: VideoResult, i: int, top: int = 3) -> np.ndarray:
@@ -35,11 +74,13 @@ def draw_frame(frame: np.ndarray, result: VideoResult, i: int, top: int = 3) -> 
     scale = max(0.35, h / 900)
     thick = max(1, int(round(h / 360)))
     line = int(26 * scale) + 4
+    shown, boxes, texts, sizes = [], [], [], []
     for t in result.tracks:
         if not t.face_valid[i]:
             continue
         col = TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)]
-        x0, y0, x1, y1 = (int(round(v)) for v in t.boxes[i])
+        box = t.boxes[i]
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(img, (x0, y0), (x1, y1), col, thick, cv2.LINE_AA)
         p = running_probs(t, i)
         lines = [f"id {t.track_id}"]
@@ -47,12 +88,15 @@ def draw_frame(frame: np.ndarray, result: VideoResult, i: int, top: int = 3) -> 
             order = np.argsort(p)[::-1][:top]
             lines[0] += f": {result.classes[order[0]]}"
             lines += [f"{result.classes[c]} {p[c]:.2f}" for c in order]
-        y = max(line * len(lines), y0 - 4)  # above the box, kept inside the frame
+        width = max(cv2.getTextSize(s, FONT, scale, thick)[0][0] for s in lines) + 4
+        shown.append(col)
+        boxes.append(tuple(float(v) for v in box))
+        texts.append(lines)
+        sizes.append((width, line * len(lines)))
+    for col, lines, (x, y, w, hh) in zip(shown, texts, place_labels(boxes, sizes, img.shape[:2])):
+        cv2.rectangle(img, (x, y), (x + w - 1, y + hh - 1), (0, 0, 0), -1)
         for k, text in enumerate(lines):
-            yy = y - (len(lines) - 1 - k) * line
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-            cv2.rectangle(img, (x0, yy - th - base), (x0 + tw + 4, yy + base // 2), (0, 0, 0), -1)
-            cv2.putText(img, text, (x0 + 2, yy - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, col, thick, cv2.LINE_AA)
+            cv2.putText(img, text, (x + 2, y + (k + 1) * line - 4), FONT, scale, col, thick, cv2.LINE_AA)
     return img
 
 

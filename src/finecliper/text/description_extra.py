@@ -1,4 +1,4 @@
-"""Description tokens as a dataset extra, and batch truncation for the Long-CLIP text path.
+"""Description tokens as a dataset extra (batches are cut after their longest text by ``collate_clips``).
 
 ``DescriptionExtra`` implements ``finecliper.data.dataset.ClipExtra``: each item gets
 ``description_tokens`` (context_length,) long, tokenised once up front (SOT, BPE ids, EOT, zeros;
@@ -13,7 +13,6 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from finecliper.model.text_encoder import truncate_to_longest  # noqa: F401  (re-exported: batch truncation)
 from finecliper.text.desc_cache import load_descriptions
 
 LONG_CONTEXT = 248  # Long-CLIP text context (reference §3.3)

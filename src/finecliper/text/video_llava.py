@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from finecliper.data.augment import CLIP_MEAN, CLIP_STD
+from finecliper.extras import require as require_extra
 
 CHAT_TEMPLATE = "USER: <video>\n{prompt} ASSISTANT:"  # Video-LLaVA-7B-hf conversation format
 VIDEO_TOKEN = "<video>"
@@ -197,6 +198,7 @@ class VideoLlavaDescriber:
                  label_conditioned: bool = False):
         from transformers import AutoTokenizer, VideoLlavaForConditionalGeneration
 
+        require_extra("llava", "the video-llava backend")
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise VideoLlavaError(f"{self.model_dir}: no config.json; point --model at a Video-LLaVA HF model folder "
@@ -206,8 +208,10 @@ class VideoLlavaDescriber:
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+            # device_map (accelerate): the weights go straight to the device in self.dtype, never a full
+            # fp32 copy in host memory (28 GB for the 7B model)
             self.model = VideoLlavaForConditionalGeneration.from_pretrained(
-                str(self.model_dir), dtype=self.dtype, local_files_only=True).to(self.device).eval()
+                str(self.model_dir), dtype=self.dtype, device_map=str(self.device), local_files_only=True).eval()
         except (OSError, ValueError) as e:
             raise VideoLlavaError(f"{self.model_dir}: cannot load a Video-LLaVA model and tokenizer ({e})") from e
         cfg = self.model.config

@@ -94,20 +94,29 @@ def write_predictions(path: Path, pred: dict[str, Any], scores: dict[str, Any]) 
 
 def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, fold: int, out_dir: str | Path, clip=None,
                         longclip=None, zero_shot: bool = False) -> dict[str, Any]:
-    """Score a saved model on the test split of ``cfg.data`` (fold ``fold``) and write its report.
+    """Score a saved model (folder or Hub id) on the test split of ``cfg.data`` (fold ``fold``) and write its report.
 
     ``zero_shot``: score with PN prompts of the *target* dataset's classes (cross-dataset evaluation).
     The data pipeline follows the checkpoint (its classes and number of frames), not ``cfg.model``.
     """
-    out_dir = Path(out_dir)
-    device = resolve_device(cfg.train.device)
-    model = FineCLIPER.from_pretrained(checkpoint, clip=clip, longclip=longclip).to(device)
+    model = FineCLIPER.from_pretrained(checkpoint, clip=clip, longclip=longclip)
     target = dataset_classes(cfg.data.dataset)
     if model.classes != target:
         if not (zero_shot or model.cfg.zero_shot):
             raise EvaluationError(f"{checkpoint} was trained on classes {model.classes}, but {cfg.data.dataset} has "
                                   f"{target}; pass --zero-shot to score with PN prompts of the target classes")
         model.set_classes(target)
+    return evaluate_model(cfg, model, fold, out_dir, {"checkpoint": str(checkpoint),
+                                                      "zero_shot": bool(zero_shot or model.cfg.zero_shot)})
+
+
+def evaluate_model(cfg: ExperimentConfig, model: FineCLIPER, fold: int, out_dir: str | Path,
+                   record: dict[str, Any]) -> dict[str, Any]:
+    """Score ``model`` (classes set to the dataset's) on the test split of fold ``fold``; write the report
+    (``record``: what it says about the model, e.g. the checkpoint) and predictions.json."""
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.train.device)
+    model = model.to(device)
     cfg = dataclasses.replace(cfg, model=model.cfg,
                               data=dataclasses.replace(cfg.data, fold=fold, num_frames=model.cfg.num_frames))
     inputs = make_inputs(cfg, model.tokenize_description, training=False)
@@ -115,8 +124,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, fold: int
     check_datasets([("test", test_ds)], cfg.data.manifest, inputs.notes)
     loader = shard_loader(test_ds, cfg.data.batch_size, cfg.data.workers, Dist(), shuffle=False, seed=cfg.data.seed)
     pred, s = evaluate(model, loader, device, cfg.train.precision)
-    zs = bool(zero_shot or model.cfg.zero_shot)
-    extra = {"checkpoint": str(checkpoint), "fold": fold, "zero_shot": zs}
+    extra = {**record, "fold": fold}
     if inputs.descriptions:
         extra["descriptions"] = inputs.descriptions
     write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset, extra=extra)
