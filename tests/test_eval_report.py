@@ -51,6 +51,17 @@ def test_fold_report_and_learning_curve(tmp_path):
     assert Image.open(png).format == "PNG"
 
 
+def test_learning_curves_put_each_unit_on_its_own_axis(tmp_path):
+    panels = {k: R.curve_panel(k) for k in ("train_loss", "val_loss", "test_uar", "test_war", "lr", "steps", "seconds")}
+    assert panels["train_loss"] == panels["val_loss"] == "loss" and panels["test_uar"] == panels["test_war"]
+    assert len({panels["test_uar"], panels["lr"], panels["steps"], panels["seconds"], "loss"}) == 5  # seconds never share
+    hist = [{"epoch": e, "train_loss": 1.0 / e, "test_uar": 0.1 * e, "test_war": 0.1 * e, "lr": 0.01 / e, "steps": 11,
+             "seconds": 1.5} for e in range(1, 4)]
+    wide = Image.open(R.plot_learning_curve(tmp_path / "c.png", hist))  # 5 panels: two rows of three
+    one = Image.open(R.plot_learning_curve(tmp_path / "d.png", [{k: h[k] for k in ("epoch", "train_loss")} for h in hist]))
+    assert wide.size[0] > 2 * one.size[0] and wide.size[1] > 1.5 * one.size[1]
+
+
 def test_class_similarity_is_the_per_class_mean_cosine_to_that_class_prompts(tmp_path):
     # 2-d unit vectors: class 0 prompts along x (pos) and -x (neg), class 1 along y (pos) and -y (neg)
     tp = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])

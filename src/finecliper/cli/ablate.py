@@ -56,7 +56,7 @@ def print_plans(console, table, plans, shape_source: str) -> None:
         counts = p.params or {}
         console.print(f"[bold]{p.row.key}[/]  {cells}  ·  trainable [bold]{counts.get('trainable', 0):,}[/]"
                       f"  ·  {'finished' if p.finished else 'to run'}" + ("  ·  extra (not in the paper)" if p.row.extra else ""))
-        console.print(f"    {' '.join(p.row.overrides)}", highlight=False)
+        console.print(f"    {' '.join(p.row.overrides)}", highlight=False, markup=False)
         console.print(f"    [dim]{p.row.meaning}[/]")
 
 

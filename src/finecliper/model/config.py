@@ -23,19 +23,19 @@ ATTENTIONS = ("sdpa", "eager")
 
 @dataclass
 class ModelConfig:
-    variant: str = "base"
+    variant: str = "base"  # base | star (*) | dagger (†) | star_dagger (*†): the modalities fused
     clip: str | None = None  # CLIP checkpoint (OpenAI .pt, open_clip, HF dir, Long-CLIP); frozen backbone
     longclip: str | None = None  # Long-CLIP checkpoint for the description tower (variants with "description")
     allow_pickle: bool = False  # let TorchScript/pickled checkpoints execute code when loaded
     classes: list[str] = field(default_factory=list)  # class words, in label order
-    pos_template: str = "A person with an expression of {}."
-    neg_template: str = "A person with an expression of no {}."
+    pos_template: str = "A person with an expression of {}."  # positive prompt; {} is the class word
+    neg_template: str = "A person with an expression of no {}."  # negative prompt (Tab. 7: "no" vs "less")
     pn_lambda: float = 1.0  # S = cos(F, T_p) - lambda * cos(F, T_n)
     tau: float = 0.01  # logits = S / tau
     num_frames: int = 16  # frames per clip; the data pipeline samples this many (data.num_frames follows it)
-    adapter_ratio: float = 0.25
+    adapter_ratio: float = 0.25  # adapter bottleneck width, as a fraction of the tower width
     adapter_scale: float = 0.5  # s, the MLP-parallel adapter's scale
-    drop_path: float = 0.1
+    drop_path: float = 0.1  # stochastic depth rate of the adapted image towers
     share_pn_adapters: bool = False  # one adapter set for positive and negative prompts
     map_encoder_shares_video_adapters: bool = False  # E_p/E_l (the map encoder) reuse E_v's adapters
     # The modalities fused, overriding the variant's (paper Tab. 4/5): any of MODALITIES, e.g. [parsing, landmarks]
@@ -52,7 +52,7 @@ class ModelConfig:
     fusion_floor: float = 0.0  # minimum weight per available modality (keeps every branch learning)
     fused_ce_weight: float = 0.0  # optional CE on the fused scores, off by default
     train_clip_projections: bool = False  # unfreeze P_v and P_t
-    desc_context_length: int = 248
+    desc_context_length: int = 248  # tokens of a description read by the Long-CLIP tower
     attention: str = "sdpa"  # attention kernel of the frozen towers: sdpa | eager (transformers' implementations)
     grad_checkpoint: bool = False  # recompute adapted blocks in backward (saves GPU memory)
     # Zero-shot (paper Tab. 3): no labels; the video encoder and the description path (Long-CLIP + adapters
@@ -111,6 +111,13 @@ class ModelConfig:
             return ("video",)
         chosen = VARIANTS[self.variant] if self.modalities is None else self.modalities
         return tuple(m for m in MODALITIES if m in chosen)
+
+    def display_name(self) -> str:
+        """The model as the paper writes it, e.g. 'FineCLIPER*†', with what a run changed from the variant."""
+        name = "FineCLIPER (zero-shot)" if self.zero_shot else VARIANT_SYMBOLS[self.variant]
+        if self.modalities is not None:
+            name += f" [{'+'.join(self.fused_modalities())}]"
+        return name
 
     def needs_maps(self) -> bool:
         """Parsing or landmark maps are read (face cache needed)."""

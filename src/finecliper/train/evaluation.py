@@ -127,7 +127,8 @@ def evaluate_model(cfg: ExperimentConfig, model: FineCLIPER, fold: int, out_dir:
     extra = {**record, "fold": fold}
     if inputs.descriptions:
         extra["descriptions"] = inputs.descriptions
-    write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset, extra=extra)
+    write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset, extra=extra,
+                      title=f"{model.cfg.display_name()} · {cfg.data.dataset} fold {fold} test split")
     write_class_similarity_report(out_dir / "test_class_similarity", model, pred,
                                   f"{cfg.data.dataset} fold {fold}: video features vs class prompts (Fig. 5)")
     write_predictions(out_dir / "predictions.json", pred, s)
