@@ -81,3 +81,12 @@ def test_class_similarity_is_the_per_class_mean_cosine_to_that_class_prompts(tmp
     assert rows[0] == ["class", "clips", "cos_positive", "cos_negative"]
     assert rows[1][:3] == ["a", "3", f"{(2 + s) / 3:.5f}"] and rows[3][2:] == ["", ""]
     assert Image.open(png).format == "PNG"
+
+
+def test_each_branch_war_joins_the_scores_panel():
+    from finecliper.train.loop import curve_point
+
+    point = curve_point({"epoch": 2, "train_loss": 1.0, "test_war": 0.5, "modality_war": {"video": 0.3, "parsing": 0.4},
+                         "mean_weights": {"video": 0.5}, "note": "x"})
+    assert point == {"epoch": 2, "train_loss": 1.0, "test_war": 0.5, "video_war": 0.3, "parsing_war": 0.4}
+    assert {R.curve_panel(k) for k in ("test_war", "video_war", "parsing_war")} == {"scores (%)"}
