@@ -6,7 +6,7 @@ Clips are made from skimage's astronaut (a real face) with per-frame shifts and 
 as DFER face-crop clips look. Two figures, per clip of ``--frames`` sampled frames:
 - ``cache``: boxes already in a face cache -> crop + classify + aggregate + map (what
   ``evaluate_baseline`` costs per clip besides decoding, with a cache);
-- ``detect``: MediaPipe on the sampled frames first (the no-cache path).
+- ``detect``: our LiteRT face detector on the sampled frames first (the no-cache path).
 ``benchmark_baseline()`` returns the figures as a dict, so other figures (finecliper predict) can be
 printed beside them.
 """
@@ -81,14 +81,14 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-detect", action="store_true", help="skip the MediaPipe (no-cache) figure")
+    ap.add_argument("--no-detect", action="store_true", help="skip the face-detection (no-cache) figure")
     a = ap.parse_args()
     r = benchmark_baseline(n_clips=a.clips, num_frames=a.frames, size=a.size, threads=a.threads, detect=not a.no_detect)
     print(f"fer baseline, {r['clips']} clips x {r['frames_per_clip']} frames of {r['size']}px, {a.threads} thread(s)")
     print(f"  with a face cache : {r['cache_clips_per_s']:8.1f} clips/s  "
           f"({r['cache_ms_per_frame']:.2f} ms/frame: crop + fer + aggregate)")
     if "detect_clips_per_s" in r:
-        print(f"  MediaPipe boxes   : {r['detect_clips_per_s']:8.1f} clips/s  "
+        print(f"  detected boxes    : {r['detect_clips_per_s']:8.1f} clips/s  "
               f"({r['detect_ms_per_frame']:.2f} ms/frame: detect + crop + fer)")
     print(f"  predicted happiness on {100 * r['happy_share']:.0f} % of the (smiling) clips, "
           f"{r['no_prediction']} without a face")

@@ -56,7 +56,7 @@ def make_model(full: bool, variant: str, adapters: bool):
 
     tiny = {} if full else dict(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32, embed_dim=32)
     cfg = ModelConfig(variant=variant, classes=CLASSES, num_frames=16 if full else 8, drop_path=0.0)
-    longclip = random_clip(clip_config(**tiny, context_length=248)) if "description" in cfg.modalities() else None
+    longclip = random_clip(clip_config(**tiny, context_length=248)) if cfg.needs_longclip() else None
     model = FineCLIPER(cfg, random_clip(clip_config(**tiny)), longclip, tokenizer=load_tokenizer())
     if adapters:
         g = torch.Generator().manual_seed(0)

@@ -1,9 +1,11 @@
 """Shipped configs by name, and `finecliper config show`: every key with its value and meaning, as YAML to edit."""
 import dataclasses
+import importlib
 
 import pytest
 import yaml
 
+from finecliper.cli.config import CONFIG_CLASSES
 from finecliper.cli.main import main
 from finecliper.config import ConfigError, bundled_configs, commented_yaml, describe_keys, field_meanings, load_config
 from finecliper.train.config import ExperimentConfig
@@ -54,17 +56,16 @@ def test_config_show_prints_yaml_that_loads_back_to_the_same_config(tmp_path, ca
     assert "lr: 0.001" in text and "# sgd | adamw" in text
 
 
-@pytest.mark.parametrize("command", ["train", "extract", "predict", "demo"])
+@pytest.mark.parametrize("command", sorted(CONFIG_CLASSES))
 def test_config_show_covers_every_key_of_each_subcommand(command, capsys):
     assert main(["config", "show", "--for", command]) == 0
     text = capsys.readouterr().out
     assert yaml.safe_load(text)  # valid YAML
-    from finecliper.cli.config import CONFIG_CLASSES
-    import importlib
-
     module, cls = CONFIG_CLASSES[command]
-    keys = [k for k, _, _ in describe_keys(getattr(importlib.import_module(module), cls)())]
-    assert len(keys) == len(text.strip().splitlines())
+    rows = describe_keys(getattr(importlib.import_module(module), cls)())
+    assert len(rows) == len(text.strip().splitlines())
+    unexplained = [key for key, _, meaning in rows if not meaning.strip()]
+    assert unexplained == [], f"finecliper config show --for {command}: keys without a meaning {unexplained}"
 
 
 def test_config_list(capsys):

@@ -1,8 +1,12 @@
 """`finecliper demo --quick`: every stage runs, the report is written, and held-out identities score well above chance."""
+import contextlib
 import json
+import os
 import re
 
 import pytest
+
+import browser  # tests/browser.py: the report laid out by chromium
 
 from finecliper.cli.main import main
 from finecliper.demo.run import MARKER, DemoError, demo_config, prepare_out_dir
@@ -28,13 +32,30 @@ def test_refuses_a_folder_it_did_not_write(tmp_path):
     assert not (own / "run").exists() and (own / "notes.txt").is_file()
 
 
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """One `finecliper demo --quick` run: its folder, and what it printed (file descriptors: C++ log lines land there)."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    capture = tmp_path_factory.mktemp("demo-output") / "printed.txt"
+    with open(capture, "w+") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        saved = os.dup(1), os.dup(2)
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            code = main(["demo", "--out", str(out), "--quick"])
+        finally:
+            f.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+    return out, code, capture.read_text()
+
+
 @pytest.mark.slow
-def test_quick_demo_learns_expressions_of_unseen_identities(tmp_path, capfd):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quick"]) == 0
-    printed, err = capfd.readouterr()   # file descriptors: C++ log lines (LiteRT, absl) land there too
-    assert "SYNTHETIC" in printed and "UAR" in printed and "WAR" in printed
-    noise = [line for line in (printed + err).splitlines()
+def test_quick_demo_learns_expressions_of_unseen_identities(quick_demo):
+    out, code, printed = quick_demo
+    assert code == 0, printed
+    assert "SYNTHETIC" in printed and "UAR" in printed and "WAR" in printed and "PRE-TRAINED HERE" in printed
+    noise = [line for line in printed.splitlines()
              if re.search(r"XNNPACK|TensorFlow|absl|^(INFO|WARNING|ERROR):|^[WIEF]\d{4} |Warning:", line)]
     assert noise == [], noise   # a quiet terminal: our lines only
 
@@ -45,21 +66,53 @@ def test_quick_demo_learns_expressions_of_unseen_identities(tmp_path, capfd):
     assert s["n_test"] == 28 and set(s["held_out_identities"]) == test_ids
     # chance is 1/7 = 0.143 on the 28 clips of 4 faces the model never saw
     assert s["uar"] >= 0.35, f"held-out UAR {s['uar']:.3f} not well above chance"
+    # every branch on its own is above chance on those faces (the full demo: at least twice chance)
+    assert set(s["modality_war"]) == {"video", "parsing", "landmarks", "description"}
+    for modality, w in s["modality_war"].items():
+        assert w > 1 / 7, f"{modality} alone: held-out WAR {w:.3f} is not above chance"
     preds = json.loads((out / "eval" / "predictions.json").read_text())
     assert len(preds["clip_ids"]) == 28
     clip_identity = {c["clip_id"]: c["identity"] for c in info["clips"]}
     assert {clip_identity[c] for c in preds["clip_ids"]} == test_ids  # scored on held-out identities only
+    # the backbone was pre-trained on the training faces only, without labels, then frozen
+    pre = json.loads((out / "backbones" / "pretrain.json").read_text())
+    assert pre["identities"] == len(train_ids) and pre["losses"][-1] < pre["losses"][0]
+    stages = [st["name"] for st in s["stages"]]
+    assert stages[:7] == ["generate", "prepare", "extract", "describe", "pretrain", "train", "evaluate"]
+    assert stages[-1] == "report"
 
+
+@pytest.mark.slow
+def test_quick_demo_report_says_what_was_done(quick_demo):
+    out, _, _ = quick_demo
+    s = json.loads((out / "demo_summary.json").read_text())
     report = out / "report"
     md = (report / "report.md").read_text()
     html = (report / "report.html").read_text()
-    assert "synthetic task on a small randomly initialised backbone" in md
-    assert "<table>" in html and "confusion.png" in html
-    for name in ("confusion.png", "curves.png"):
+    assert "synthetic task on a tiny backbone" in md and "pre-trained here" in md and "contrastive pre-training" in md
+    assert "<table>" in html and "confusion.png" in html and "<pre>|" not in html
+    for name in ("confusion.png", "curves.png", "pretrain_loss.png"):
         assert (report / name).stat().st_size > 1000
     examples = sorted(report.glob("example_*.png"))
     assert len(examples) == 2 and all(e.name in md for e in examples)
     assert f"{100 * s['uar']:.2f}%" in md
-    stages = [st["name"] for st in s["stages"]]
-    assert stages[:7] == ["generate", "prepare", "extract", "describe", "backbones", "train", "evaluate"]
-    assert stages[-1] == "report"
+    for modality, w in s["modality_war"].items():
+        assert f"| {modality} | {100 * w:.2f} |" in md  # each branch alone, in the report's table
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser.chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("width", [1280, 700])
+def test_quick_demo_report_reads_well_in_a_browser(quick_demo, width, tmp_path):
+    out, _, _ = quick_demo
+    page = browser.layout(out / "report" / "report.html", width)
+    assert page["document_width"] <= page["window_width"], "the page needs a horizontal scroll"
+    assert page["pre_tables"] == 0, "a table is shown as preformatted text"
+    assert page["tables"] and all(t["right"] <= page["window_width"] for t in page["tables"])
+    assert page["images"] and all(i["loaded"] for i in page["images"]), [i["src"] for i in page["images"]]
+    assert all(i["right"] <= page["window_width"] for i in page["images"])
+    captions = page["captions"]
+    assert any("Confusion matrix of FineCLIPER*†" in c for c in captions), captions
+    assert all(p["font_px"] >= 12 for p in page["paragraphs"]), "text too small to read"
+    shot = browser.screenshot(out / "report" / "report.html", tmp_path / f"report_{width}.png", width)
+    assert shot.stat().st_size > 10_000

@@ -88,3 +88,26 @@ def test_bad_requests_name_the_problem(faces, tmp_path):
         make_demo_dataset(tmp_path / "y", n_identities=2, frames=3, size=64, faces=found)
     with pytest.raises(FileNotFoundError, match="not a demo dataset"):
         load_demo_dataset(tmp_path)
+
+
+def test_motion_scales_the_expression_and_fixes_or_shrinks_the_pose():
+    from finecliper.demo.synth import Motion, clip_params
+
+    def params(motion):
+        return clip_params("happiness", 16, np.random.default_rng([5, 1]), motion)
+
+    base, strong = params(Motion()), params(Motion(intensity_gain=3.0))
+    assert strong.intensity == pytest.approx(3 * base.intensity) and strong.onset == base.onset  # the same draw
+    assert base.rotation[0] != base.rotation[1]  # drift by default
+    still = params(Motion(pose_drift=False))
+    assert still.rotation == (base.rotation[0],) * 2 and still.scale == (base.scale[0],) * 2
+    assert still.shift == (tuple(base.shift[0]),) * 2
+    small = params(Motion(pose_drift=False, pose_scale=0.5))
+    assert small.rotation[0] == pytest.approx(0.5 * base.rotation[0])
+    assert small.scale[0] - 1 == pytest.approx(0.5 * (base.scale[0] - 1))
+    assert small.shift[0][1] == pytest.approx(0.5 * base.shift[0][1])
+
+
+def test_the_dataset_records_its_motion(dataset):
+    info = json.loads((dataset.root / "demo_dataset.json").read_text())
+    assert info["config"]["motion"] == {"intensity_gain": 1.0, "pose_drift": True, "pose_scale": 1.0}

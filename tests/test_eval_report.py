@@ -49,3 +49,44 @@ def test_fold_report_and_learning_curve(tmp_path):
     hist = [{"epoch": e, "train_loss": 2.0 / (e + 1), "test_uar": 0.1 * e, "test_war": 0.12 * e} for e in range(4)]
     png = R.plot_learning_curve(tmp_path / "curve.png", hist, title="run")
     assert Image.open(png).format == "PNG"
+
+
+def test_learning_curves_put_each_unit_on_its_own_axis(tmp_path):
+    panels = {k: R.curve_panel(k) for k in ("train_loss", "val_loss", "test_uar", "test_war", "lr", "steps", "seconds")}
+    assert panels["train_loss"] == panels["val_loss"] == "loss" and panels["test_uar"] == panels["test_war"]
+    assert len({panels["test_uar"], panels["lr"], panels["steps"], panels["seconds"], "loss"}) == 5  # seconds never share
+    hist = [{"epoch": e, "train_loss": 1.0 / e, "test_uar": 0.1 * e, "test_war": 0.1 * e, "lr": 0.01 / e, "steps": 11,
+             "seconds": 1.5} for e in range(1, 4)]
+    wide = Image.open(R.plot_learning_curve(tmp_path / "c.png", hist))  # 5 panels: two rows of three
+    one = Image.open(R.plot_learning_curve(tmp_path / "d.png", [{k: h[k] for k in ("epoch", "train_loss")} for h in hist]))
+    assert wide.size[0] > 2 * one.size[0] and wide.size[1] > 1.5 * one.size[1]
+
+
+def test_class_similarity_is_the_per_class_mean_cosine_to_that_class_prompts(tmp_path):
+    # 2-d unit vectors: class 0 prompts along x (pos) and -x (neg), class 1 along y (pos) and -y (neg)
+    tp = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    tn = -tp
+    s = np.sqrt(0.5)
+    feats = np.array([[1.0, 0.0], [s, s],      # class 0: cos to x = 1 and 0.7071 -> mean 0.8536
+                      [0.0, 1.0],               # class 1: cos to y = 1
+                      [1.0, 0.0]])              # class 0 again: 1 -> class 0 mean over 3 clips
+    labels = np.array([0, 0, 1, 0])
+    sim = R.class_similarity(feats, labels, tp, tn)
+    assert np.allclose(sim["pos"][:2], [(1 + s + 1) / 3, 1.0]) and np.allclose(sim["neg"][:2], [-(1 + s + 1) / 3, -1.0])
+    assert np.isnan(sim["pos"][2]) and list(sim["n"]) == [3, 1, 0]  # no clip of class 2
+    no_neg = R.class_similarity(feats, labels, tp, None)
+    assert np.all(np.isnan(no_neg["neg"])) and np.allclose(no_neg["pos"][:2], sim["pos"][:2])
+    csv_path, png = R.write_class_similarity(tmp_path / "sim", sim, ["a", "b", "c"], title="fold 1")
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0] == ["class", "clips", "cos_positive", "cos_negative"]
+    assert rows[1][:3] == ["a", "3", f"{(2 + s) / 3:.5f}"] and rows[3][2:] == ["", ""]
+    assert Image.open(png).format == "PNG"
+
+
+def test_each_branch_war_joins_the_scores_panel():
+    from finecliper.train.loop import curve_point
+
+    point = curve_point({"epoch": 2, "train_loss": 1.0, "test_war": 0.5, "modality_war": {"video": 0.3, "parsing": 0.4},
+                         "mean_weights": {"video": 0.5}, "note": "x"})
+    assert point == {"epoch": 2, "train_loss": 1.0, "test_war": 0.5, "video_war": 0.3, "parsing_war": 0.4}
+    assert {R.curve_panel(k) for k in ("test_war", "video_war", "parsing_war")} == {"scores (%)"}

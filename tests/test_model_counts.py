@@ -7,7 +7,9 @@ from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.model.adapters import Adapter, adapter_parameter_count
 from finecliper.model.config import VARIANTS, ModelConfig
 from finecliper.model.finecliper import FineCLIPER
-from finecliper.model.shapes import clip_config, random_clip
+from finecliper.model.shapes import MetaBackbones, clip_config, count_parameters, random_clip
+
+BACKBONES = MetaBackbones()  # weightless CLIPs of each shape, built once for the module
 
 
 def vit_b16_on_meta(context=77) -> CLIPModel:
@@ -76,3 +78,86 @@ def test_info_shows_the_modules_by_their_names(capsys):
                  "longclip_text", "description_encoder", "description_projection"):
         assert name in out, name
     assert "10,665,216" in out and "middle" not in out
+
+
+# ----------------------------------------------------------------------------- every ablation row (Tab. 4-9, Fig. 8)
+
+def adapter(d: int, ratio: float = 0.25) -> int:
+    h = int(d * ratio)
+    return 2 * d * h + h + d
+
+
+def aim(width: int, layers: int, frames: int = 16) -> int:
+    """T, S and MLP adapters in every block, the temporal embedding and the ln_post copy."""
+    return 3 * layers * adapter(width) + frames * width + 2 * width
+
+
+SHAPES = {"ViT-B/16": (768, 12, 512, 12, 512), "ViT-B/32": (768, 12, 512, 12, 512), "ViT-L/14": (1024, 24, 768, 12, 768)}
+V, P, L, D = "video", "parsing", "landmarks", "description"
+# (table, row) -> (modalities, text supervision, video adapters): what each row is, stated here independently
+ROWS = {
+    ("4", "low"): ({V}, "pos_neg", True), ("4", "middle"): ({P, L}, "pos_neg", True),
+    ("4", "high"): ({D}, "pos_neg", True), ("4", "low+middle+high"): ({V, P, L, D}, "pos_neg", True),
+    ("4", "low+middle"): ({V, P, L}, "pos_neg", True), ("4", "low+high"): ({V, D}, "pos_neg", True),
+    ("4", "middle+high"): ({P, L, D}, "pos_neg", True),
+    ("5", "none"): ({V}, "pos_neg", True), ("5", "parsing"): ({V, P}, "pos_neg", True),
+    ("5", "landmarks"): ({V, L}, "pos_neg", True), ("5", "both"): ({V, P, L}, "pos_neg", True),
+    ("6", "none+frozen"): ({V}, "none", False), ("6", "pos+frozen"): ({V}, "pos", False),
+    ("6", "pos_neg+frozen"): ({V}, "pos_neg", False), ("6", "none+adapters"): ({V}, "none", True),
+    ("6", "pos_neg+adapters"): ({V}, "pos_neg", True), ("6", "pos+adapters"): ({V}, "pos", True),
+    ("7", "less"): ({V}, "pos_neg", True), ("7", "no"): ({V}, "pos_neg", True),
+    ("8", "vit_b16"): ({V, P, L, D}, "pos_neg", True), ("8", "vit_b32"): ({V, P, L, D}, "pos_neg", True),
+    ("8", "vit_l14"): ({V, P, L, D}, "pos_neg", True),
+    **{("9", k): ({V}, "pos_neg", True) for k in ("s03", "s05", "s07")},
+    **{("fig8", f"wv{i:02d}"): ({V, P, L, D}, "pos_neg", True) for i in range(1, 10)},
+    ("fig8", "adaptive"): ({V, P, L, D}, "pos_neg", True),
+}
+
+
+def expected_row(shape: str, mods: set, text: str, video_adapters: bool, classes: int = 7) -> dict[str, int]:
+    width, layers, text_width, text_layers, embed = SHAPES[shape]
+    out = {}
+    if V in mods and video_adapters:
+        out["video_encoder"] = aim(width, layers)
+    if text == "none":
+        out["class_head"] = classes * embed
+    else:
+        out["prompt_encoder"] = (2 if text == "pos_neg" else 1) * text_layers * adapter(text_width)
+    if mods & {P, L}:
+        out["map_encoder"] = aim(width, layers)
+        out |= {f"{m}_projection": width * embed for m in mods & {P, L}}
+    if D in mods:  # Long-CLIP ViT-B (text width 512, 12 layers) into the backbone's joint space
+        out |= {"description_encoder": 12 * adapter(512), "description_projection": 512 * embed}
+    return out
+
+
+def test_every_ablation_row_is_listed_here():
+    from finecliper.ablation.tables import TABLES
+
+    assert {(t.key, r.key) for t in TABLES.values() for r in t.rows} == set(ROWS)
+
+
+@pytest.mark.parametrize("table,row", sorted(ROWS))
+def test_ablation_row_trainable_counts_match_formula(table, row):
+    from finecliper.ablation.tables import get_table
+    from finecliper.config import load_config
+    from finecliper.train.config import ExperimentConfig
+
+    r = get_table(table).row(row)
+    cfg = load_config(ExperimentConfig, "dfew", [*r.overrides, "model.classes=[a,b,c,d,e,f,g]"]).model
+    counts = count_parameters(cfg, r.backbone, BACKBONES, per_module=True)
+    expected = expected_row(r.backbone, *ROWS[(table, row)])
+    got = {k: v["trainable"] for k, v in counts.items() if k != "total" and v["trainable"]}
+    assert got == expected
+    assert counts["total"]["trainable"] == sum(expected.values())
+    assert counts["clip"]["trainable"] == 0 and counts["clip"]["frozen"] > 0
+
+
+def test_ablation_counts_in_words():
+    # no adapters and no text: the classifier head is all that trains (7 classes x 512)
+    assert sum(expected_row("ViT-B/16", {V}, "none", False).values()) == 3_584
+    # positive prompts only: exactly one text adapter set less than the paper's PN model
+    assert sum(expected_row("ViT-B/16", {V}, "pos_neg", True).values()) - \
+        sum(expected_row("ViT-B/16", {V}, "pos", True).values()) == 12 * 131_712
+    # FineCLIPER*† on ViT-L/14: far beyond the paper's "20M" (Tab. 8)
+    assert sum(expected_row("ViT-L/14", {V, P, L, D}, "pos_neg", True).values()) == 86_366_208

@@ -83,6 +83,10 @@ CHANGES_FORWARD = {
     "fusion_floor": ({"variant": "star"}, 0.2),
     "fused_ce_weight": ({}, 1.0),  # the loss, not the logits
     "zero_shot": ({}, True),
+    "modalities": ({"variant": "star"}, ["video", "parsing"]),
+    "text_supervision": ({}, "pos"),
+    "video_adapters": ({}, False),
+    "fusion_video_weight": ({"variant": "star", "fusion": "fixed"}, 0.8),
 }
 # knob -> why it does not change forward (and where it is tested instead)
 NOT_FORWARD = {

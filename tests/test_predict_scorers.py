@@ -304,3 +304,16 @@ def test_descriptions_get_the_tracks_mesh_depth(media, monkeypatch):
     for shape, depth, fps in calls:
         assert depth is not None and depth.shape == (shape[0], 68) and np.isfinite(depth).mean() > 0.9
         assert fps == pytest.approx(FPS)
+
+
+def test_zero_shot_on_openais_torchscript_file_needs_allow_pickle(media, tmp_path, capsys):
+    from finecliper.cli.main import main
+    from finecliper.clip.testing import random_tiny_clip, save_tiny_clip
+
+    jit = save_tiny_clip(random_tiny_clip(3, vision_width=64, text_width=64, image_size=32), tmp_path / "ViT-B-16.pt",
+                         "openai-jit")  # the layout of OpenAI's own release: a TorchScript archive
+    argv = ["predict", str(media["two"]), "--zero-shot", "--clip", str(jit), "--out", str(tmp_path / "r.csv"), "--quiet"]
+    assert main(argv) != 0
+    assert "--allow-pickle" in capsys.readouterr().err
+    assert main([*argv, "--allow-pickle"]) == 0
+    assert (tmp_path / "r.csv").is_file()

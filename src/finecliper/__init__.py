@@ -3,7 +3,7 @@
     import finecliper
     frames = finecliper.predict_video("clip.mp4")                                   # per-frame table
     model = finecliper.FineCLIPER.from_pretrained("user/name", clip="ViT-B-16.pt")  # folder or Hub id
-    model = finecliper.FineCLIPER.from_config(finecliper.ModelConfig(variant="base", clip="ViT-B-16.pt", ...))
+    model = finecliper.FineCLIPER.from_config(finecliper.ModelConfig(variant="base", clip="ViT-B-16.pt", classes=[...], ...))
     model = finecliper.zero_shot_model("ViT-B-16.pt", classes=["joy", "boredom"])   # FineCLIPER at initialisation
 
 The names below are imported on first use (PEP 562), so `import finecliper` and `finecliper --help`
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> (module, name there)
 _EXPORTS = {

@@ -22,17 +22,22 @@ from finecliper.baselines.base import (NO_PREDICTION_NAME, FaceCropConfig, Frame
                                        predict_labels, score_clips, unpredictable_classes)
 from finecliper.data import labels as L
 from finecliper.data.dataset import DataConfig
-from finecliper.data.splits import ClipRecord
+from finecliper.data.frames import open_frames, resolve_clip_path
+from finecliper.data.prepare import load_manifest
+from finecliper.data.sampling import sample_segment_indices
+from finecliper.data.splits import ClipRecord, read_split
+from finecliper.eval.metrics import summarize_folds
+from finecliper.eval.report import markdown_table, plot_confusion, write_confusion_csv, write_fold_report
+from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache, read_manifest
 from finecliper.face.facemesh import FaceMeshAnalyser
+from finecliper.io import write_json
 
 __all__ = ["split_test_clips", "FaceBoxSource", "classify_clip", "evaluate_baseline", "write_baseline_report",
-           "side_by_side", "clip_set_digest", "evaluate_baseline_folds"]
+           "side_by_side", "side_by_side_rows", "clip_set_digest", "evaluate_baseline_folds"]
 
 
 def split_test_clips(cfg: DataConfig, fold: int) -> tuple[list[ClipRecord], Callable[[ClipRecord], Path]]:
     """The test clips of ``fold`` and a function giving each clip's frames path (manifest first)."""
-    from finecliper.data.frames import resolve_clip_path
-    from finecliper.data.splits import read_split
 
     if cfg.compound:
         raise ValueError("baseline evaluation scores single-label clips; set data.compound=false")
@@ -40,7 +45,6 @@ def split_test_clips(cfg: DataConfig, fold: int) -> tuple[list[ClipRecord], Call
                       captions=cfg.captions, compound=False)
     paths: dict[str, str] = {}
     if cfg.manifest:
-        from finecliper.data.prepare import load_manifest
 
         paths = load_manifest(cfg.manifest).clip_paths()
     root = cfg.clips_root()
@@ -59,7 +63,6 @@ class FaceBoxSource:
         self.face_cache = Path(face_cache) if face_cache else None
         self._analyser = None
         if self.face_cache is not None:
-            from finecliper.face.cache import read_manifest
 
             self.manifest = read_manifest(self.face_cache)  # fails early on a folder that is not a cache
 
@@ -73,7 +76,6 @@ class FaceBoxSource:
                 self._analyser = FaceMeshAnalyser()
             track = self._analyser.analyse(frames, video=False)  # sampled frames are not consecutive
             return track.boxes, track.valid
-        from finecliper.face.cache import FaceCacheError, cache_path, load_face_cache
 
         path = cache_path(self.face_cache, clip_id)
         if not path.is_file():
@@ -116,13 +118,12 @@ def clip_set_digest(clip_ids) -> str:
 
 
 def write_baseline_report(out_dir: str | Path, name: str, y_true, y_pred, dataset: str,
-                          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                          extra: dict[str, Any] | None = None, title: str | None = None) -> dict[str, Any]:
     """``write_fold_report`` for predictions that may include NO_PREDICTION (-1).
 
     The Table-2 row and the summary's UAR/WAR/recalls count no-prediction clips as misses; when there
     are any, the confusion CSV/PNG and the summary's ``confusion`` get a "no prediction" column.
     """
-    from finecliper.eval.report import plot_confusion, write_confusion_csv, write_fold_report
 
     names = L.classes(dataset)
     k = len(names)
@@ -132,11 +133,11 @@ def write_baseline_report(out_dir: str | Path, name: str, y_true, y_pred, datase
             "no_prediction_per_class": dict(zip(names, s["no_prediction_per_class"])), **(extra or {})}
     if s["n_no_prediction"]:
         info.update(confusion=s["confusion"], confusion_columns=[*names, NO_PREDICTION_NAME])
-    summary = write_fold_report(out_dir, name, fold_confusion(ext), dataset, extra=info)
+    summary = write_fold_report(out_dir, name, fold_confusion(ext), dataset, extra=info, title=title)
     if s["n_no_prediction"]:
         out = Path(out_dir)
         write_confusion_csv(out / f"{name}_confusion.csv", ext, [*names, NO_PREDICTION_NAME])
-        plot_confusion(out / f"{name}_confusion.png", ext, [*names, NO_PREDICTION_NAME], title=name)
+        plot_confusion(out / f"{name}_confusion.png", ext, [*names, NO_PREDICTION_NAME], title=title or name)
     return summary
 
 
@@ -149,9 +150,6 @@ def evaluate_baseline(classifier: FrameClassifier, data_cfg: DataConfig, fold: i
     Returns the JSON summary plus ``fold`` (``uar``, ``war``, ``n``, ``per_class_recall``,
     ``unpredictable_classes``, ``n_no_prediction``, …).
     """
-    from finecliper.data.frames import open_frames
-    from finecliper.data.sampling import sample_segment_indices
-    from finecliper.io import write_json
 
     crop = crop or FaceCropConfig()
     cfg = dataclasses.replace(data_cfg, fold=fold)
@@ -186,7 +184,8 @@ def evaluate_baseline(classifier: FrameClassifier, data_cfg: DataConfig, fold: i
              "frames_with_face": float(np.sum(n_valid) / (num_frames * len(recs))),
              "clip_set": clip_set_digest(clip_ids), "seconds": round(seconds, 3),
              "clips_per_s": round(len(recs) / seconds, 3) if seconds > 0 else None}
-    summary = write_baseline_report(out_dir, name, y_true, y_pred, dataset, extra)
+    summary = write_baseline_report(out_dir, name, y_true, y_pred, dataset, extra,
+                                    title=f"{classifier.name} baseline (static, per frame) · {dataset} fold {fold} {name}")
     rounded = [[None if math.isnan(x) else round(float(x), 5) for x in row] for row in probs]
     write_json(Path(out_dir) / "predictions.json",
                {"classes": classes, "clip_ids": clip_ids, "labels": y_true.tolist(), "preds": y_pred.tolist(),
@@ -211,16 +210,15 @@ def _metric(v: Any) -> Any:
     return round(100 * float(v), 2)
 
 
-def side_by_side(results: Mapping[str, Mapping[str, Any]], dataset: str | None = None) -> str:
-    """{method: summary} -> markdown table in the Table-2 layout (per-class recall %, UAR, WAR, clips).
+def side_by_side_rows(results: Mapping[str, Mapping[str, Any]],
+                      dataset: str | None = None) -> tuple[list[str], list[list[Any]], list[str]]:
+    """{method: summary} -> (header, rows, notes) in the Table-2 layout (per-class recall %, UAR, WAR, clips).
 
     Summaries are those of ``write_fold_report`` / ``evaluate_baseline`` (one evaluation each) or
     ``summarize_folds`` results (UAR/WAR as mean ± std, no per-class cells). Refuses summaries that
-    scored different clip sets (``n`` or ``clip_set`` differ). Notes list each method's unpredictable
+    scored different clip sets (``n`` or ``clip_set`` differ). Notes name each method's unpredictable
     classes and no-prediction clips.
     """
-    from finecliper.eval.report import markdown_table
-
     if not results:
         raise ValueError("side_by_side needs at least one result")
     ds = {L.dataset_key(s["dataset"]) for s in results.values() if "dataset" in s}
@@ -240,11 +238,18 @@ def side_by_side(results: Mapping[str, Mapping[str, Any]], dataset: str | None =
     for method, s in results.items():
         rows.append([method, *_recalls(s, classes), _metric(s["uar"]), _metric(s["war"]), s.get("n", "-")])
         if s.get("unpredictable_classes"):
-            notes.append(f"- {method} cannot predict {', '.join(s['unpredictable_classes'])}: those clips count as misses.")
+            notes.append(f"{method} cannot predict {', '.join(s['unpredictable_classes'])}: those clips count as misses.")
         if s.get("n_no_prediction"):
-            notes.append(f"- {method}: {s['n_no_prediction']} clips without a detected face count as misses.")
+            notes.append(f"{method}: {s['n_no_prediction']} clips without a detected face count as misses.")
+    return header, rows, notes
+
+
+def side_by_side(results: Mapping[str, Mapping[str, Any]], dataset: str | None = None) -> str:
+    """``side_by_side_rows`` as a Markdown table, its notes listed below it."""
+
+    header, rows, notes = side_by_side_rows(results, dataset)
     text = markdown_table(header, rows)
-    return text + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    return text + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
 
 
 def evaluate_baseline_folds(baseline: str, data_cfg: DataConfig, face_cache: str | None, folds: list[int],
@@ -257,8 +262,6 @@ def evaluate_baseline_folds(baseline: str, data_cfg: DataConfig, face_cache: str
     Default: ``runs/baseline_<NAME>/fold_<k>``.
     """
     from finecliper import baselines
-    from finecliper.eval.metrics import summarize_folds
-    from finecliper.io import write_json
 
     clf = baselines.make_baseline(baseline)
     results = []

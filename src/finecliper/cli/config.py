@@ -10,6 +10,7 @@ HELP = "List the shipped configs, or print every key of a config with its value 
 CONFIG_CLASSES = {
     "train": ("finecliper.train.config", "ExperimentConfig"),
     "evaluate": ("finecliper.train.config", "ExperimentConfig"),
+    "ablate": ("finecliper.train.config", "ExperimentConfig"),
     "extract": ("finecliper.face.extract", "ExtractConfig"),
     "predict": ("finecliper.predict.pipeline", "PredictConfig"),
     "demo": ("finecliper.demo.run", "DemoConfig"),

@@ -84,7 +84,8 @@ def _zero_shot_init(args, cfg, folds: list[int], console) -> int:
 
     if not args.clip or not args.out:
         raise UsageError("finecliper evaluate --zero-shot-init needs --clip PATH (the frozen CLIP) and --out DIR")
-    model = zero_shot_model(args.clip, args.longclip, classes(cfg.data.dataset), cfg.model.num_frames)
+    model = zero_shot_model(args.clip, args.longclip, classes(cfg.data.dataset), cfg.model.num_frames,
+                            cfg.model.allow_pickle)
     record = {"model": "FineCLIPER at initialisation (CLIP zero-shot PN scoring)", "clip": str(args.clip),
               "longclip": str(args.longclip) if args.longclip else None, "zero_shot": True}
     results = []

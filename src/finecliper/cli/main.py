@@ -21,6 +21,7 @@ COMMANDS = {
     "describe": "finecliper.cli.describe",
     "train": "finecliper.cli.train",
     "evaluate": "finecliper.cli.evaluate",
+    "ablate": "finecliper.cli.ablate",
     "push": "finecliper.cli.push",
     "info": "finecliper.cli.info",
     "config": "finecliper.cli.config",

@@ -47,6 +47,9 @@ def add_arguments(p) -> None:
                                                   "the one found by its recorded sha256)")
     p.add_argument("--longclip", metavar="PATH", help="frozen Long-CLIP checkpoint (variants with descriptions; --zero-shot: "
                                                       "adds the description path)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="--zero-shot: let a TorchScript --clip (OpenAI's own ViT-B-16.pt) or a pickled one run its code "
+                        "when loaded; only for files you trust")
     p.add_argument("--revision", metavar="REV", help="Hub revision of --checkpoint: a branch, tag or commit (default main)")
     p.add_argument("--classes", metavar="WORDS", help="comma-separated class words to score (FineCLIPER models; a checkpoint's untrained "
                                      "words are flagged as such)")
@@ -173,7 +176,8 @@ def run(args) -> int:
             warnings.simplefilter("ignore", UntrainedClassesWarning)  # shown below, once per video
             scorer = make_scorer(checkpoint=args.checkpoint, zero_shot=args.zero_shot, baseline=args.baseline,
                                  clip=args.clip, longclip=args.longclip, classes=classes, device=cfg.device,
-                                 precision=cfg.precision, revision=args.revision)
+                                 precision=cfg.precision, revision=args.revision,
+                                 allow_pickle=args.allow_pickle)
         predictor = Predictor(scorer, cfg)
     except ValueError as e:  # a model and options that do not go together: one line, no traceback
         raise UsageError(str(e)) from None

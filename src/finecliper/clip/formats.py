@@ -22,7 +22,7 @@ from finecliper.clip.convert import OPENAI_INT_KEYS, strip_prefix
 FORMATS = ("hf", "openai", "openai-jit", "open_clip", "open_clip-custom-text", "longclip")
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 OPEN_CLIP_CONFIG = "open_clip_config.json"
-_ALLOW_PICKLE_HINT = "If you trust the file, pass allow_pickle=True (CLI: --allow-pickle)."
+_ALLOW_PICKLE_HINT = "If you trust the file, pass allow_pickle=True (train, evaluate: model.allow_pickle=true; predict: --allow-pickle)."
 
 
 class CheckpointError(ValueError):

@@ -98,12 +98,32 @@ def write_jpegs(folder: Path, frames: np.ndarray, quality: int = 95) -> None:
             f.write(buf.getvalue())
 
 
-def _render(job: tuple[DemoFace, DemoClip, int, int, int, str]) -> tuple[str, np.ndarray, dict[str, Any]]:
+@dataclass(frozen=True)
+class Motion:
+    """How strong the expressions are and whether the head drifts during a clip."""
+
+    intensity_gain: float = 1.0  # multiplies each clip's random intensity (0.7-1.3 times the recipe)
+    pose_drift: bool = True  # rotation, scale and position drift a little over the clip (else fixed per clip)
+    pose_scale: float = 1.0  # shrinks each clip's random pose (rotation ±8°, scale ±8%, shift ±4% at 1)
+
+
+def clip_params(expression: str, frames: int, rng: np.random.Generator, motion: Motion):
+    """One clip's random parameters (``animate.sample_clip_params``), then ``motion`` applied."""
+    p = sample_clip_params(expression, frames, rng)
+    p = dataclasses.replace(p, intensity=p.intensity * motion.intensity_gain)
+    if not motion.pose_drift:
+        p = dataclasses.replace(p, rotation=(p.rotation[0],) * 2, scale=(p.scale[0],) * 2, shift=(p.shift[0],) * 2)
+    k = motion.pose_scale
+    return dataclasses.replace(p, rotation=tuple(k * r for r in p.rotation), scale=tuple(1 + k * (s - 1) for s in p.scale),
+                               shift=tuple(tuple(k * v for v in sh) for sh in p.shift))
+
+
+def _render(job: tuple[DemoFace, DemoClip, int, int, int, str, Motion]) -> tuple[str, np.ndarray, dict[str, Any]]:
     """Render one clip and write its frames; returns (clip id, true landmarks (T, 68, 2), its parameters)."""
-    face, clip, frames, size, seed, out = job
+    face, clip, frames, size, seed, out, motion = job
     i_face, k = clip.params.pop("_identity_index"), clip.params.pop("_k")
     rng = np.random.default_rng([seed, i_face, clip.label, k])
-    params = sample_clip_params(clip.expression, frames, rng)
+    params = clip_params(clip.expression, frames, rng, motion)
     video, points = animate(face.image, face.mesh, params, size, return_points=True)
     write_jpegs(Path(out) / CLIPS_DIR / clip.clip_id, video)
     return clip.clip_id, points[:, MESH_TO_68].astype(np.float32), dataclasses.asdict(params)
@@ -128,11 +148,13 @@ def make_demo_dataset(
     faces: list[DemoFace] | None = None,
     skipped_photos: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    motion: Motion = Motion(),
 ) -> DemoDataset:
     """Generate the dataset under ``out`` (see the module doc); returns what was written.
 
     ``faces`` (from ``faces.load_faces``) can be passed to reuse detections; otherwise the first
     ``n_identities`` shipped photos with a detectable face are used. ``progress(done, total)`` after each clip.
+    ``motion``: expression strength and head drift (the defaults are the FACS-prototype amplitudes, with drift).
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -161,7 +183,7 @@ def make_demo_dataset(
                 clip = DemoClip(f"{len(clips) + 1:05d}", face.name, expression, label,
                                 "test" if face.name in test_set else "train", {"_identity_index": i_face, "_k": k})
                 clips.append(clip)
-                jobs.append((face, dataclasses.replace(clip, params=dict(clip.params)), frames, size, seed, str(out)))
+                jobs.append((face, dataclasses.replace(clip, params=dict(clip.params)), frames, size, seed, str(out), motion))
     by_id = {c.clip_id: c for c in clips}
     truth: dict[str, np.ndarray] = {}
 
@@ -191,7 +213,8 @@ def make_demo_dataset(
         "what": "synthetic expression clips animated from still photos (finecliper demo); not a real DFER dataset",
         "generator_version": GENERATOR_VERSION,
         "config": {"n_identities": n_identities, "clips_per_identity_per_class": clips_per_identity_per_class,
-                   "frames": frames, "size": size, "seed": seed, "test_fraction": test_fraction},
+                   "frames": frames, "size": size, "seed": seed, "test_fraction": test_fraction,
+                   "motion": dataclasses.asdict(motion)},
         "classes": list(EXPRESSIONS),
         "identities": {"train": train_ids, "test": test_ids,
                        "sources": {f.name: f.source for f in faces}},

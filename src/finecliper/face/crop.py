@@ -22,9 +22,9 @@ from finecliper.face.facemesh import FaceMesh, FaceMeshConfig, confirmed, roi_fr
 @dataclass
 class CropConfig:
     margin: float = 0.25             # added on each side, as a fraction of the face box side
-    out_size: int = 224
+    out_size: int = 224  # side of the square crop, px
     smooth_window: int = 9           # Savitzky–Golay window in frames (odd; shrunk for short clips)
-    smooth_order: int = 2
+    smooth_order: int = 2  # Savitzky–Golay polynomial order
     detector_model: int = 1          # BlazeFace 0 = short range (close faces), 1 = full range (small, distant faces)
     min_detection_confidence: float = 0.6  # the full-range model's own threshold in MediaPipe's graph
 

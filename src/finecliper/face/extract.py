@@ -37,19 +37,19 @@ EXTRACTOR_VERSION = 2  # bump when extraction logic changes the cache content (2
 @dataclass
 class FaceXFormerExtractConfig:
     checkpoint: str = ""                      # ckpts/model.pt of kartiknarayan/facexformer
-    device: str = "cpu"
-    batch_size: int = 16
-    allow_pickle: bool = False
-    analyser: FaceXFormerAnalyserConfig = field(default_factory=FaceXFormerAnalyserConfig)
+    device: str = "cpu"  # cpu | cuda | auto
+    batch_size: int = 16  # face crops per FaceXFormer call
+    allow_pickle: bool = False  # let a pickled checkpoint execute code when loaded
+    analyser: FaceXFormerAnalyserConfig = field(default_factory=FaceXFormerAnalyserConfig)  # detection, crop and validity rules
 
 
 @dataclass
 class ExtractConfig:
     backend: str = "facemesh"                 # facemesh (offline default) | facexformer (the paper's)
-    facemesh: FaceMeshConfig = field(default_factory=FaceMeshConfig)
-    facexformer: FaceXFormerExtractConfig = field(default_factory=FaceXFormerExtractConfig)
+    facemesh: FaceMeshConfig = field(default_factory=FaceMeshConfig)  # the LiteRT face-mesh backend (backend=facemesh)
+    facexformer: FaceXFormerExtractConfig = field(default_factory=FaceXFormerExtractConfig)  # the FaceXFormer backend (backend=facexformer)
     raw: bool = False                         # own footage: detect, follow and crop the largest face first
-    crop: CropConfig = field(default_factory=CropConfig)
+    crop: CropConfig = field(default_factory=CropConfig)  # raw footage: how the followed face is cropped
     chunk: int = 128                          # frames held in memory at once
 
 

@@ -51,16 +51,16 @@ NUM_MASKS = 11
 @dataclass
 class FaceXFormerConfig:
     """Defaults: the released model (Swin-B at 224)."""
-    image_size: int = 224
-    patch_size: int = 4
-    embed_dim: int = 128
-    depths: list[int] = field(default_factory=lambda: [2, 2, 18, 2])
-    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
-    window_size: int = 7
-    decoder_dim: int = 256
-    decoder_depth: int = 2
-    decoder_heads: int = 8
-    decoder_mlp_dim: int = 2048
+    image_size: int = 224  # input side, px
+    patch_size: int = 4  # Swin patch side, px
+    embed_dim: int = 128  # Swin width of the first stage
+    depths: list[int] = field(default_factory=lambda: [2, 2, 18, 2])  # Swin blocks per stage
+    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])  # attention heads per stage
+    window_size: int = 7  # Swin attention window, patches
+    decoder_dim: int = 256  # task decoder width
+    decoder_depth: int = 2  # task decoder layers
+    decoder_heads: int = 8  # task decoder attention heads
+    decoder_mlp_dim: int = 2048  # task decoder MLP width
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -372,11 +372,11 @@ def preprocess_crop(frame: np.ndarray, crop: np.ndarray, size: int = 224) -> tor
 class FaceXFormerAnalyserConfig:
     margin: float = 0.5                 # face box enlarged by 50 % of its size (upstream inference.py)
     detector_model: int = 0             # BlazeFace: 0 short range (tight DFER crops), 1 full range
-    min_detection_confidence: float = 0.5
+    min_detection_confidence: float = 0.5  # BlazeFace score threshold
     min_confidence: float = 0.5         # below: frame invalid, reason "low confidence"
     multiple_faces: str = "largest"     # or "invalid"
     parsing_size: int = 224             # longer side of the stored frame label map (0 = frame size)
-    model: FaceXFormerConfig = field(default_factory=FaceXFormerConfig)
+    model: FaceXFormerConfig = field(default_factory=FaceXFormerConfig)  # the network's shape (defaults: the released Swin-B model)
 
 
 @dataclass

@@ -10,6 +10,12 @@ Modalities (a variant picks a subset, ``config.VARIANTS``):
 Class prompts: K positive and K negative sentences -> ``prompt_encoder`` (CLIP text tower + adapter sets
 A_p, A_n) -> frozen ``text_projection`` (P_t).
 
+Ablation knobs (paper Tab. 4-6, appendix Fig. 8; ``ModelConfig``): ``modalities`` picks any subset of the
+four (an encoder that no chosen modality reads is not built); ``video_adapters=false`` reads the frames
+with the frozen CLIP image tower as is (``FrameEncoder``); ``text_supervision`` = ``pos`` builds one
+prompt adapter set and scores ``cos(F, T_p)``, ``none`` replaces the prompts by a ``class_head``;
+``fusion=fixed`` gives the video the weight ``fusion_video_weight``.
+
 The model knows its tokenizers (class prompts and descriptions are tokenised the way its towers were
 trained) and the identity (sha256, format, file) of the checkpoint files its frozen towers came from:
 a checkpoint records them, and loading one on other backbones is refused (``model.factory``).
@@ -31,13 +37,14 @@ from torch import nn
 
 from finecliper.clip.tokenizer import truncate_to_longest
 from finecliper.model import factory, hub
-from finecliper.model.config import ModelConfig
+from finecliper.model.config import MAP_MODALITIES, ModelConfig
 from finecliper.model.pn import contrastive_loss, fuse, fusion_weights, pn_scores, weighted_cross_entropy
 from finecliper.model.text_encoder import TextEncoder
-from finecliper.model.video_encoder import VideoEncoder
+from finecliper.model.video_encoder import FrameEncoder, VideoEncoder
 
 # ``tokenizer(texts, context_length=L) -> LongTensor (N, L)``, as ``finecliper.clip.ClipTokenizer``
 Tokenizer = Callable[..., torch.Tensor]
+MAP_INPUTS = {"parsing": "parsing_maps", "landmarks": "landmark_maps"}  # batch key of each map modality
 
 
 @dataclass
@@ -49,6 +56,19 @@ class FineCLIPEROutput:
     modalities: tuple[str, ...]
     loss: torch.Tensor | None = None
     modality_features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class ClassHead(nn.Module):
+    """Class supervision without text (``text_supervision=none``): one trainable joint-space vector per class,
+    scored by cosine like the prompts it replaces (a linear probe on the normalised feature)."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, dim))
+        nn.init.normal_(self.weight, std=dim ** -0.5)
+
+    def forward(self) -> torch.Tensor:
+        return F.normalize(self.weight, dim=-1)  # (K, E)
 
 
 def _identity_linear(d_in: int, d_out: int) -> nn.Linear:
@@ -75,7 +95,7 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
         super().__init__()
         self._hub_mixin_config = None  # the mixin's config.json is not ours: config.yaml says it (model.factory)
         self.cfg = cfg
-        self.modalities = cfg.modalities()
+        self.modalities = cfg.fused_modalities()
         self.backbone_identities = {k: dict(v) for k, v in (backbones or {}).items()}
         self.tokenizer = tokenizer
         self.longclip_tokenizer = longclip_tokenizer or tokenizer
@@ -83,15 +103,21 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
         self.clip = clip
         vision = clip.vision_model
         kw = dict(ratio=cfg.adapter_ratio, scale=cfg.adapter_scale, drop_path=cfg.drop_path, grad_checkpoint=cfg.grad_checkpoint)
-        self.video_encoder = VideoEncoder(vision, cfg.num_frames, **kw)
-        if not cfg.zero_shot:
+        if "video" in self.modalities:
+            self.video_encoder = VideoEncoder(vision, cfg.num_frames, **kw) if cfg.video_adapters \
+                else FrameEncoder(vision, cfg.num_frames)
+        if cfg.text_supervision == "none":
+            self.class_head = ClassHead(len(cfg.classes), clip.text_projection.out_features)
+        elif not cfg.zero_shot:
+            one_set = cfg.share_pn_adapters or cfg.text_supervision == "pos"
             self.prompt_encoder = TextEncoder(clip.text_model, clip.text_projection, cfg.adapter_ratio,
-                                              num_sets=1 if cfg.share_pn_adapters else 2)
-        if "parsing" in self.modalities:
+                                              num_sets=1 if one_set else 2)
+        self.map_modalities = tuple(m for m in MAP_MODALITIES if m in self.modalities)
+        if self.map_modalities:
             shared = self.video_encoder.blocks if cfg.map_encoder_shares_video_adapters else None
             self.map_encoder = VideoEncoder(vision, cfg.num_frames, blocks=shared, **kw)
-            self.parsing_projection = copy.deepcopy(clip.visual_projection)
-            self.landmarks_projection = copy.deepcopy(clip.visual_projection)
+            for m in self.map_modalities:  # parsing_projection (P_p), landmarks_projection (P_l)
+                setattr(self, f"{m}_projection", copy.deepcopy(clip.visual_projection))
         if cfg.needs_longclip():
             if longclip is None:
                 raise ValueError(f"variant {cfg.variant!r} needs a Long-CLIP text tower (model.longclip)")
@@ -173,9 +199,17 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
 
     def set_classes(self, classes: Sequence[str]) -> None:
         """Score against the PN prompts of these class words (``cfg.classes`` stays what was trained)."""
+        if self.cfg.text_supervision == "none":  # one trained head row per class, no prompt to read
+            if len(classes) != len(self.cfg.classes):
+                raise ValueError(f"this model was trained without text supervision (model.text_supervision=none): "
+                                 f"its head has one row per trained class ({', '.join(self.cfg.classes)}) and cannot "
+                                 f"score {len(classes)} other classes")
+            self.classes = list(classes)
+            return
         pos, neg = self.cfg.prompts(list(classes))
-        dev = self.pos_tokens.device if hasattr(self, "pos_tokens") else torch.device("cpu")
-        tokens = truncate_to_longest(self.tokenize_prompts(pos + neg).long()).to(dev)  # one length for both
+        dev = self.clip.logit_scale.device  # where the model lives (the meta device when only counting)
+        with torch.device("cpu"):  # token ids are data, even when the model is built on the meta device
+            tokens = truncate_to_longest(self.tokenize_prompts(pos + neg).long()).to(dev)  # one length for both
         self.register_buffer("pos_tokens", tokens[:len(pos)], persistent=False)
         self.register_buffer("neg_tokens", tokens[len(pos):], persistent=False)
         self.classes = list(classes)
@@ -230,17 +264,23 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
             tp, tn = encoder(torch.cat([tokens_pos, tokens_neg])).chunk(2)
         return F.normalize(tp, dim=-1), F.normalize(tn, dim=-1)
 
-    def class_text_features(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(T_p, T_n), each (K, E) normalised; computed once per evaluation (cached while not training)."""
+    def class_text_features(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(T_p, T_n), each (K, E) normalised, T_n None without negatives (``text_supervision`` pos or none);
+        computed once per evaluation (cached while not training)."""
         if not self.training and self._class_text_cache is not None:
             return self._class_text_cache
-        if self.cfg.zero_shot:  # the caption-trained description path reads the class prompts
+        supervision = self.cfg.text_supervision
+        if supervision == "none":  # the head's rows stand where the prompts would
+            feats = self.class_head(), None
+        elif self.cfg.zero_shot:  # the caption-trained description path reads the class prompts
             tp, tn = self.description_encoder(torch.cat([self.pos_tokens, self.neg_tokens])).chunk(2)
             feats = F.normalize(self.description_projection(tp), dim=-1), F.normalize(self.description_projection(tn), dim=-1)
+        elif supervision == "pos":
+            feats = F.normalize(self.prompt_encoder(self.pos_tokens), dim=-1), None
         else:
             feats = self._encode_prompts(self.pos_tokens, self.neg_tokens, self.prompt_encoder, not self.cfg.share_pn_adapters)
         if not self.training:
-            self._class_text_cache = tuple(f.detach() for f in feats)  # type: ignore[assignment]
+            self._class_text_cache = tuple(None if f is None else f.detach() for f in feats)  # type: ignore[assignment]
         return feats
 
     def encode_description(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -253,15 +293,14 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
         feats, available = {}, {}
         frames = batch["frames"]
         b = frames.shape[0]
-        feats["video"] = F.normalize(self.clip.visual_projection(self.video_encoder.forward_features(frames)), dim=-1)
-        if "parsing" in self.modalities:
-            maps = torch.cat([batch["parsing_maps"], batch["landmark_maps"]])  # (2B, T, 3, H, W), one pass
-            h_p, h_l = self.map_encoder.forward_features(maps).chunk(2)
-            feats["parsing"] = F.normalize(self.parsing_projection(h_p), dim=-1)
-            feats["landmarks"] = F.normalize(self.landmarks_projection(h_l), dim=-1)
-            if "face_valid" in batch:  # a clip with no face in any frame has no usable maps
-                ok = batch["face_valid"].to(torch.bool).any(dim=1)
-                available["parsing"] = available["landmarks"] = ok
+        if "video" in self.modalities:
+            feats["video"] = F.normalize(self.clip.visual_projection(self.video_encoder.forward_features(frames)), dim=-1)
+        if self.map_modalities:
+            maps = torch.cat([batch[MAP_INPUTS[m]] for m in self.map_modalities])  # (n·B, T, 3, H, W), one pass
+            for m, h in zip(self.map_modalities, self.map_encoder.forward_features(maps).chunk(len(self.map_modalities))):
+                feats[m] = F.normalize(getattr(self, f"{m}_projection")(h), dim=-1)
+                if "face_valid" in batch:  # a clip with no face in any frame has no usable maps
+                    available[m] = batch["face_valid"].to(torch.bool).any(dim=1)
         if "description" in self.modalities:
             feats["description"] = self.encode_description(batch["description_tokens"])
         for m in feats:
@@ -275,7 +314,9 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
         mods = self.modalities
         scores = torch.stack([pn_scores(feats[m], tp, tn, self.cfg.pn_lambda) for m in mods])  # (M, B, K)
         weights = fusion_weights(scores, torch.stack([available[m] for m in mods]), self.cfg.fusion,
-                                 tau=self.cfg.fusion_tau, floor=self.cfg.fusion_floor)
+                                 tau=self.cfg.fusion_tau, floor=self.cfg.fusion_floor,
+                                 fixed_index=mods.index("video") if "video" in mods else 0,
+                                 fixed_weight=self.cfg.fusion_video_weight)
         fused = fuse(torch.stack([feats[m] for m in mods]), weights)
         fused_scores = pn_scores(fused, tp, tn, self.cfg.pn_lambda)
         out = FineCLIPEROutput(logits=fused_scores / self.cfg.tau, scores=dict(zip(mods, scores)), weights=weights,

@@ -30,7 +30,6 @@ from safetensors import safe_open
 
 from finecliper import __version__
 from finecliper.config import dump_yaml
-from finecliper.demo.run import MARKER as DEMO_MARKER  # a folder written by `finecliper demo`
 from finecliper.io import replace_dir
 from finecliper.model import factory
 from finecliper.model.config import VARIANT_SYMBOLS, ModelConfig
@@ -55,6 +54,8 @@ BACKBONE_SOURCES = {
     "longclip": "Long-CLIP-B, `longclip-B.pt`: https://huggingface.co/BeichenZhang/LongCLIP-B",
 }
 OPENAI_VIT_B16_SHA256 = "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"
+
+DEMO_MARKER = "finecliper_demo.json"  # `finecliper demo` writes it into its folder (its re-runs may replace the parts)
 
 
 class HubError(factory.CheckpointError):
@@ -192,7 +193,7 @@ def card_text(cfg: ModelConfig, backbones: Mapping[str, Mapping[str, str]], *, r
               "Without `--clip`/`--longclip` the backbones are looked for in `$FINECLIPER_CACHE/backbones` "
               "(default `~/.cache/finecliper/backbones`) by their file names below.", ""]
     lines += ["## Model", "", "| | |", "|---|---|", f"| variant | {symbol} (`{cfg.variant}`) |",
-              f"| modalities | {', '.join(cfg.modalities())} |", f"| classes | {', '.join(cfg.classes)} |",
+              f"| modalities | {', '.join(cfg.fused_modalities())} |", f"| classes | {', '.join(cfg.classes)} |",
               f"| frames per clip | {cfg.num_frames} |",
               f"| prompts | `{cfg.pos_template}` / `{cfg.neg_template}` |", ""]
     lines += ["## Frozen backbones", "", "| role | file | format | sha256 | where to get it |", "|---|---|---|---|---|"]

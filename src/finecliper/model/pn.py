@@ -9,21 +9,25 @@ import torch
 import torch.nn.functional as F
 
 
-def pn_scores(features: torch.Tensor, text_pos: torch.Tensor, text_neg: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
-    """``S[b, c] = cos(F_b, T_p^c) - lam * cos(F_b, T_n^c)``.
+def pn_scores(features: torch.Tensor, text_pos: torch.Tensor, text_neg: torch.Tensor | None, lam: float = 1.0) -> torch.Tensor:
+    """``S[b, c] = cos(F_b, T_p^c) - lam * cos(F_b, T_n^c)``; ``cos(F_b, T_p^c)`` without negatives (``text_neg`` None).
 
     features: (B, E); text_pos, text_neg: (K, E); all L2-normalised. Returns (B, K).
     """
-    return features @ text_pos.t() - lam * (features @ text_neg.t())
+    pos = features @ text_pos.t()
+    return pos if text_neg is None else pos - lam * (features @ text_neg.t())
 
 
 def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, mode: str = "max_norm",
-                   eps: float = 1e-6, tau: float = 1.0, floor: float = 0.0) -> torch.Tensor:
+                   eps: float = 1e-6, tau: float = 1.0, floor: float = 0.0, fixed_index: int = 0,
+                   fixed_weight: float = 0.5) -> torch.Tensor:
     """Per-sample modality weights from each modality's best class score (Eq. 9), without gradient.
 
     scores: (M, B, K); available: (M, B) bool, False where a modality has no usable input (e.g. no face
     in any frame) — such a modality gets weight 0. Returns (B, M), rows summing to 1.
     ``max_norm``: ``g = clamp(max_c S, eps)``, ``w = g / sum_m g``. ``softmax``: ``softmax_m(g / tau)``.
+    ``fixed`` (appendix Fig. 8): modality ``fixed_index`` gets ``fixed_weight``, the other available
+    modalities share the rest evenly (it gets 1 when none of them is available); scores are not used.
     ``floor`` > 0 mixes in a uniform share, ``w = (1 - n*floor) w + floor`` over the n available modalities,
     so that a branch whose scores all start negative still gets gradient (max_norm gives it ~0 weight).
     """
@@ -37,11 +41,24 @@ def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, 
         w = g / g.sum(dim=1, keepdim=True).clamp_min(eps)
     elif mode == "softmax":
         w = torch.softmax((g / tau).masked_fill(~available, float("-inf")), dim=1)
+    elif mode == "fixed":
+        w = fixed_fusion_weights(available, fixed_index, fixed_weight).to(g.dtype)
     else:
-        raise ValueError(f"unknown fusion mode {mode!r} (max_norm | softmax)")
+        raise ValueError(f"unknown fusion mode {mode!r} (max_norm | softmax | fixed)")
     if floor > 0:
         n = available.sum(dim=1, keepdim=True)
         w = ((1 - n * floor) * w + floor) * available
+    return w
+
+
+def fixed_fusion_weights(available: torch.Tensor, index: int, weight: float) -> torch.Tensor:
+    """available: (B, M) bool -> (B, M): ``weight`` at ``index``, ``1 - weight`` split evenly over the other
+    available modalities (all of it at ``index`` when there is none)."""
+    others = available.clone()
+    others[:, index] = False
+    n = others.sum(dim=1, keepdim=True)  # (B, 1)
+    w = others * ((1 - weight) / n.clamp_min(1))
+    w[:, index] = torch.where(n[:, 0] > 0, torch.full_like(n[:, 0], weight, dtype=w.dtype), torch.ones_like(w[:, index]))
     return w
 
 

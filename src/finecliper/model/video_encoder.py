@@ -85,3 +85,24 @@ class VideoEncoder(nn.Module):
                 x = block(layer, x, t)
         cls = self.ln_post(x[:, 0])  # (B*T, D)
         return rearrange(cls, "(b t) d -> b t d", t=t).mean(dim=1)
+
+
+class FrameEncoder(nn.Module):
+    """The frozen CLIP image tower applied frame by frame, as is: ``forward_features(frames (B,T,3,H,W)) -> (B, D)``,
+    the mean over frames of CLIP's own ``post_layernorm(CLS_t)``.
+
+    No adapters, no temporal embedding, nothing trainable (paper Tab. 6, "Video ✗"); the same interface as
+    :class:`VideoEncoder`.
+    """
+
+    def __init__(self, vision_model: nn.Module, num_frames: int):
+        super().__init__()
+        self._vision = FrozenRef(vision_model)
+        self.num_frames = num_frames
+
+    def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
+        b, t = frames.shape[:2]
+        if t != self.num_frames:
+            raise ValueError(f"expected {self.num_frames} frames per clip, got {t}")
+        cls = self._vision()(pixel_values=rearrange(frames, "b t c h w -> (b t) c h w")).pooler_output  # (B*T, D)
+        return rearrange(cls, "(b t) d -> b t d", t=t).mean(dim=1)

@@ -63,8 +63,8 @@ class PredictConfig:
     default_fps: float = 25.0      # for frame folders and files without a rate
     detect_size: int = 640         # frames are shrunk to this longer side for face detection (0: full size)
     chunk: int = 64                # crops per analyser call
-    crop: CropConfig = field(default_factory=CropConfig)
-    facemesh: FaceMeshConfig = field(default_factory=FaceMeshConfig)
+    crop: CropConfig = field(default_factory=CropConfig)  # how each face track is cropped
+    facemesh: FaceMeshConfig = field(default_factory=FaceMeshConfig)  # the LiteRT face detector and mesh
 
     def __post_init__(self) -> None:
         checks = [

@@ -88,18 +88,21 @@ class Scorer(Protocol):
 
 # ----------------------------------------------------------------------------- FineCLIPER
 
-def zero_shot_model(clip, longclip=None, classes: Sequence[str] | None = None, num_frames: int = 16) -> FineCLIPER:
+def zero_shot_model(clip, longclip=None, classes: Sequence[str] | None = None, num_frames: int = 16,
+                    allow_pickle: bool = False) -> FineCLIPER:
     """FineCLIPER at initialisation on frozen CLIP (and Long-CLIP): the CLIP zero-shot baseline of the DFER papers.
 
     Every adapter starts as identity (its up-projection is zero), the temporal embedding at zero and
     ``ln_post`` as CLIP's, so a clip's feature is the mean of its frames' CLIP image features and the class
     texts are CLIP's text features of the PN prompts. With ``longclip`` the description path (Long-CLIP
     text tower, identity adapters, identity projection) joins as in the dagger variant; that needs equal
-    embedding widths, since a projection between different widths would start random.
+    embedding widths, since a projection between different widths would start random. ``allow_pickle``: let a
+    TorchScript file (OpenAI's own ``ViT-B-16.pt``) or a pickled checkpoint run its code when loaded.
     """
     cfg = ModelConfig(variant="dagger" if longclip is not None else "base", clip=None if clip is None else str(clip),
                       longclip=None if longclip is None else str(longclip),
-                      classes=list(classes or labels.classes("dfew")), num_frames=num_frames, drop_path=0.0)
+                      classes=list(classes or labels.classes("dfew")), num_frames=num_frames, drop_path=0.0,
+                      allow_pickle=allow_pickle)
     model = FineCLIPER.from_config(cfg, clip, longclip)
     if longclip is not None:
         a, b = model.description_projection.in_features, model.description_projection.out_features
@@ -121,7 +124,7 @@ class FineCLIPERScorer:
         self.precision = precision
         self.name, self.source = name, source
         self.modalities = tuple(model.modalities)
-        self.needs_maps = "parsing" in self.modalities
+        self.needs_maps = model.cfg.needs_maps()
         self.needs_description = "description" in self.modalities
         self.num_frames = int(model.cfg.num_frames)
         self.image_size = int(model.clip.config.vision_config.image_size)
@@ -261,7 +264,8 @@ def check_classes(classes: Sequence[str]) -> list[str]:
 
 def make_scorer(*, checkpoint: str | Path | None = None, zero_shot: bool = False, baseline: str | None = None,
                 clip=None, longclip=None, classes: Sequence[str] | None = None, device: str = "auto",
-                precision: str = "auto", revision: str | None = None, num_frames: int = 16) -> Scorer:
+                precision: str = "auto", revision: str | None = None, num_frames: int = 16,
+                allow_pickle: bool = False) -> Scorer:
     """One scorer: ``checkpoint`` (folder or Hub id) | ``zero_shot`` (needs ``clip``) | ``baseline`` (e.g. "fer").
 
     None of them: the fer baseline (the caller says so to the user).
@@ -275,7 +279,7 @@ def make_scorer(*, checkpoint: str | Path | None = None, zero_shot: bool = False
     if zero_shot:
         if clip is None:
             raise ValueError("zero-shot scoring needs the frozen CLIP checkpoint: pass --clip PATH (Python: clip=PATH)")
-        model = zero_shot_model(clip, longclip, classes, num_frames)
+        model = zero_shot_model(clip, longclip, classes, num_frames, allow_pickle)
         return FineCLIPERScorer(model, "zero-shot", str(clip), device, precision)
     if classes:
         raise ValueError(f"the {baseline or 'fer'} baseline scores its own classes; --classes needs a FineCLIPER model "

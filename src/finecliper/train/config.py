@@ -19,11 +19,11 @@ SELECT_METRICS = ("war", "uar")
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 30  # passes over the training split
     optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    lr: float = 1e-3  # peak learning rate (after warm-up)
+    momentum: float = 0.9  # SGD momentum (optimizer=sgd)
+    weight_decay: float = 1e-4  # L2 weight decay of the trainable parameters
     warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to 0 (per optimiser step)
     grad_accum: int = 1  # effective batch = data.batch_size * grad_accum * world size
     precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16
@@ -60,11 +60,11 @@ class TrainConfig:
 
 @dataclass
 class ExperimentConfig:
-    name: str = "finecliper"
-    out: str = "runs/finecliper"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "finecliper"  # the run's name (reports, logs)
+    out: str = "runs/finecliper"  # output folder: one fold_<k> folder per fold
+    model: ModelConfig = field(default_factory=ModelConfig)  # the FineCLIPER model (finecliper.model.config)
+    data: DataConfig = field(default_factory=DataConfig)  # the dataset, split and sampling (finecliper.data.dataset)
+    train: TrainConfig = field(default_factory=TrainConfig)  # optimiser, schedule and runtime
     face_cache: str | None = None  # `finecliper extract` output (variants * and *†)
     descriptions: str | None = None  # `finecliper describe` JSONL (variants † and *†)
     allow_leaking_descriptions: bool = False  # accept a description cache whose header says leaks_label: true

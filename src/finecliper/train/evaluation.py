@@ -13,7 +13,7 @@ from finecliper.data.dataset import build_datasets
 from finecliper.data.labels import classes as dataset_classes
 from finecliper.device import autocast, resolve_device, to_device
 from finecliper.eval.metrics import evaluate_predictions
-from finecliper.eval.report import write_fold_report
+from finecliper.eval.report import class_similarity, write_class_similarity, write_fold_report
 from finecliper.io import write_json
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.train.config import ExperimentConfig
@@ -38,8 +38,11 @@ def predict(model, loader: DataLoader, device: torch.device, precision: str = "a
         probs = torch.softmax(out.logits.float(), dim=-1).cpu()
         mod_pred = {m: s.argmax(-1).cpu() for m, s in out.scores.items()}
         w = out.weights.float().cpu()
+        video = out.modality_features.get("video")  # (B, E) normalised, for Fig. 5
+        video = None if video is None else video.float().cpu()
         for i, cid in enumerate(batch["clip_id"]):
-            rows.append((cid, int(labels[i]), probs[i].numpy(), {m: int(p[i]) for m, p in mod_pred.items()}, w[i].numpy()))
+            rows.append((cid, int(labels[i]), probs[i].numpy(), {m: int(p[i]) for m, p in mod_pred.items()}, w[i].numpy(),
+                         None if video is None else video[i].numpy()))
         if progress is not None:
             progress()
     rows = gather_in_order(d, rows, len(loader.dataset))
@@ -51,6 +54,7 @@ def predict(model, loader: DataLoader, device: torch.device, precision: str = "a
         "modality_preds": {m: np.array([r[3][m] for r in rows]) for m in (rows[0][3] if rows else {})},
         "weights": np.stack([r[4] for r in rows]) if rows else np.zeros((0, 0)),
         "modalities": list(getattr(model, "modalities", ())),
+        "video_features": np.stack([r[5] for r in rows]) if rows and rows[0][5] is not None else None,
     }
 
 
@@ -68,6 +72,19 @@ def evaluate(model, loader: DataLoader, device: torch.device, precision: str, d:
     """(predictions, scores) of ``model`` on ``loader``'s dataset, scored against the model's current classes."""
     pred = predict(model, loader, device, precision, d, progress)
     return pred, score_predictions(pred, len(model.classes))
+
+
+def write_class_similarity_report(out_stem: Path, model: FineCLIPER, pred: dict[str, Any], title: str = "") -> list[Path]:
+    """Fig. 5: per class, the mean cosine similarity of the clips' video features to that class's positive and
+    negative prompt (``<stem>.csv``, ``<stem>.png``). Nothing for a model without the video modality or without
+    prompts (``text_supervision=none``)."""
+    if pred.get("video_features") is None or model.cfg.text_supervision == "none":
+        return []
+    with torch.no_grad():
+        tp, tn = model.eval().class_text_features()
+    sim = class_similarity(pred["video_features"], pred["labels"], tp.float().cpu().numpy(),
+                           None if tn is None else tn.float().cpu().numpy())
+    return list(write_class_similarity(out_stem, sim, model.classes, title))
 
 
 def write_predictions(path: Path, pred: dict[str, Any], scores: dict[str, Any]) -> None:
@@ -110,6 +127,9 @@ def evaluate_model(cfg: ExperimentConfig, model: FineCLIPER, fold: int, out_dir:
     extra = {**record, "fold": fold}
     if inputs.descriptions:
         extra["descriptions"] = inputs.descriptions
-    write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset, extra=extra)
+    write_fold_report(out_dir, "test", np.array(s["confusion"]), cfg.data.dataset, extra=extra,
+                      title=f"{model.cfg.display_name()} · {cfg.data.dataset} fold {fold} test split")
+    write_class_similarity_report(out_dir / "test_class_similarity", model, pred,
+                                  f"{cfg.data.dataset} fold {fold}: video features vs class prompts (Fig. 5)")
     write_predictions(out_dir / "predictions.json", pred, s)
     return {"fold": fold, **s}

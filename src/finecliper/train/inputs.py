@@ -59,9 +59,9 @@ def make_inputs(cfg: ExperimentConfig, tokenize_description: Callable, training:
     ``tokenize_description(texts, context_length=L)``: the model's Long-CLIP tokenizer.
     """
     run = RunInputs()
-    mods = cfg.model.modalities()
+    mods = cfg.model.fused_modalities()
     L = cfg.model.desc_context_length
-    if "parsing" in mods:
+    if cfg.model.needs_maps():
         if not cfg.face_cache:
             raise InputError(f"variant {cfg.model.variant!r} needs face maps: run `finecliper extract` and set face_cache=DIR")
         run.train_extras.append(FaceMapsExtra(cfg.face_cache, cfg.data.image_size))

@@ -211,6 +211,13 @@ def train_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, resume: bool = F
     return finish_fold(cfg, fold, out_dir, run, inputs.descriptions) if d.is_main else {}
 
 
+def curve_point(epoch: dict[str, Any]) -> dict[str, float]:
+    """One history line as numbers to plot: each branch's own test WAR becomes ``<modality>_war``."""
+    point = {k: v for k, v in epoch.items() if isinstance(v, (int, float))}
+    point.update({f"{m}_war": w for m, w in (epoch.get("modality_war") or {}).items()})
+    return point
+
+
 def finish_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, run: RunState, descriptions: dict | None) -> dict:
     """Reports for the last and the best-on-test epoch, each labelled as such."""
     summary: dict[str, Any] = {"fold": fold, "dataset": cfg.data.dataset, "variant": cfg.model.variant,
@@ -219,11 +226,12 @@ def finish_fold(cfg: ExperimentConfig, fold: int, out_dir: Path, run: RunState, 
         s = json.loads((out_dir / f"predictions_{tag}.json").read_text())["scores"]
         epoch = run.epochs_done if tag == "last" else run.best["epoch"]
         label = "last epoch" if tag == "last" else f"best-on-test epoch (selected by test {cfg.train.select_metric.upper()})"
-        write_fold_report(out_dir, tag, np.array(s["confusion"]), cfg.data.dataset, extra={"epoch": epoch, "selection": label})
+        write_fold_report(out_dir, tag, np.array(s["confusion"]), cfg.data.dataset, extra={"epoch": epoch, "selection": label},
+                          title=f"{cfg.model.display_name()} · {cfg.data.dataset} fold {fold} test · epoch {epoch}, {label}")
         summary[tag] = {"uar": s["uar"], "war": s["war"], "per_class_recall": s["per_class_recall"],
                         "confusion": s["confusion"], "epoch": epoch, "selection": label}
-    plot_learning_curve(out_dir / "curves.png", [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in run.history],
-                        title=f"{cfg.data.dataset} fold {fold} · {cfg.model.variant}")
+    plot_learning_curve(out_dir / "curves.png", [curve_point(h) for h in run.history],
+                        title=f"{cfg.model.display_name()} · {cfg.data.dataset} fold {fold}")
     write_json(out_dir / "summary.json", summary)
     with naming_path(out_dir / "config.yaml"):
         (out_dir / "config.yaml").write_text(dump_yaml(cfg))
