@@ -85,6 +85,7 @@ class DemoConfig:
     pretrain_identities_per_batch: int = 4  # whole identities per pre-training batch
     pretrain_motion_weight: float = 1.0  # also match the change of the frame embeddings to the description
     pretrain_align_weight: float = 1.0  # also match each frame to its own landmark map
+    pretrain_flip: bool = False  # mirror a random half of each batch (a mirrored face makes the same expression)
     # model and training
     image_size: int = 64  # model input side (frames are resized by the data pipeline)
     num_frames: int = 8  # frames sampled per clip
@@ -203,7 +204,7 @@ def pretrain_backbones(cfg: DemoConfig, ds: DemoDataset, manifest: Path, faces: 
     torch.set_num_threads(cfg.threads)  # as training does (train.threads): 2 threads on 2 busy cores spin
     result = pretrain_clip(model, train, [identity[r.clip_id] for r in train.records], cfg.pretrain_epochs,
                            cfg.pretrain_lr, cfg.pretrain_identities_per_batch, cfg.seed, cfg.pretrain_motion_weight,
-                           cfg.pretrain_align_weight, progress=lambda e, n, loss: tick("pretrain", e, n))
+                           cfg.pretrain_align_weight, cfg.pretrain_flip, progress=lambda e, n, loss: tick("pretrain", e, n))
     out.mkdir(parents=True, exist_ok=True)
     clip = save_tiny_clip(model, out / "tiny-clip-openai.pt", "openai")
     longclip = save_tiny_clip(model, out / "tiny-longclip.pt", "longclip")
