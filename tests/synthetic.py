@@ -6,6 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finecliper.clip import ClipBackbone
+from finecliper.clip.testing import random_tiny_clip
+from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.data.splits import write_dfew_split
 
 # one clearly different colour per DFEW class: a trivially separable task
@@ -52,3 +55,10 @@ def write_dfew_dataset(root: Path, train_labels: list[int], test_labels: list[in
             cid += 1
         write_dfew_split(root / "annotations", 1, split, rows)
     return root / "annotations", data
+
+
+def tiny_backbone(seed: int, image_size: int = 32, context: int = 77) -> ClipBackbone:
+    """A loaded tiny random CLIP (width 64) as ``finecliper.clip.load`` returns one, with its tokenizer."""
+    model = random_tiny_clip(seed, vision_width=64, text_width=64, image_size=image_size, context_length=context)
+    return ClipBackbone(model=model, format="openai", source=Path(f"tiny{seed}.pt"), identity=f"{seed:064d}",
+                        tokenizer=load_tokenizer(context_length=context))

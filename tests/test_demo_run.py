@@ -15,7 +15,7 @@ from finecliper.demo.run import MARKER, DemoError, demo_config, prepare_out_dir
 def test_quick_preset_and_overrides():
     cfg = demo_config(True, ["epochs=3"], out="x")
     assert cfg.quick and cfg.identities == 16 and cfg.epochs == 3 and cfg.out == "x"
-    assert demo_config().identities == 40 and not demo_config().quick
+    assert demo_config().identities == 80 and not demo_config().quick
 
 
 def test_refuses_a_folder_it_did_not_write(tmp_path):

@@ -2,29 +2,26 @@
 
 modalities (Tab. 4/5), text_supervision and video_adapters (Tab. 6), fusion=fixed (appendix Fig. 8).
 """
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from finecliper.clip import ClipBackbone
-from finecliper.clip.testing import random_tiny_clip
 from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.config import ConfigError
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.pn import fixed_fusion_weights, fusion_weights
 from finecliper.model.video_encoder import FrameEncoder
+from synthetic import tiny_backbone  # tests/synthetic.py
 
 T, S = 4, 32
 CLASSES = ["happiness", "sadness", "anger"]
 
 
 def backbone(seed: int, context: int = 77) -> ClipBackbone:
-    model = random_tiny_clip(seed, vision_width=64, text_width=64, image_size=S, context_length=context)
-    return ClipBackbone(model=model, format="openai", source=Path(f"tiny{seed}.pt"), identity=f"{seed:064d}",
-                        tokenizer=load_tokenizer(context_length=context))
+    return tiny_backbone(seed, S, context)
 
 
 def build(**kw) -> FineCLIPER:

@@ -4,27 +4,24 @@ Each test names the one-line bug it catches (the mutations found surviving an ea
 """
 import dataclasses
 import zlib
-from pathlib import Path
 
 import pytest
 import torch
 
 from finecliper.clip import ClipBackbone
 from finecliper.clip.testing import random_tiny_clip
-from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.model.config import ModelConfig
 from finecliper.model.finecliper import FineCLIPER
 from finecliper.model.pn import pn_scores
 from finecliper.model.video_encoder import AdaptedBlock, VideoEncoder
+from synthetic import tiny_backbone  # tests/synthetic.py
 
 T, S = 4, 32
 CLASSES = ["happiness", "sadness", "anger"]
 
 
 def backbone(seed: int, context: int = 77) -> ClipBackbone:
-    model = random_tiny_clip(seed, vision_width=64, text_width=64, image_size=S, context_length=context)
-    return ClipBackbone(model=model, format="openai", source=Path(f"tiny{seed}.pt"), identity=f"{seed:064d}",
-                        tokenizer=load_tokenizer(context_length=context))
+    return tiny_backbone(seed, S, context)
 
 
 def randomise(model: torch.nn.Module) -> torch.nn.Module:

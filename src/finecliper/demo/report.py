@@ -94,7 +94,8 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
              ".wide{overflow-x:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
              "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
              "figcaption{color:#444;font-size:95%;line-height:1.4}"
-             "pre{background:#f5f5f5;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}")
+             "pre{background:#f5f5f5;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}"
+             "@media (max-width:800px){td,th{padding:2px 4px}}")
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
