@@ -40,6 +40,17 @@ def test_fusion_weights_have_no_gradient_and_respect_availability():
         fusion_weights(s, mode="mean")
 
 
+@pytest.mark.parametrize("mode", ["max_norm", "softmax"])
+def test_a_sample_with_no_usable_modality_gets_no_weight_and_no_nan(mode):
+    # the middle level alone (parsing + landmarks) on a clip where no frame has a face: both unavailable
+    s = torch.tensor([[[0.3, 0.1], [0.2, 0.4]], [[0.5, 0.2], [0.1, 0.0]]])  # (M=2, B=2, K=2)
+    available = torch.tensor([[True, False], [True, False]])
+    w = fusion_weights(s, available, mode=mode)
+    assert torch.isfinite(w).all() and torch.equal(w[1], torch.zeros(2)) and torch.allclose(w[0].sum(), torch.tensor(1.0))
+    loss = weighted_cross_entropy(s, w, torch.tensor([0, 1]), tau=0.01)
+    assert torch.isfinite(loss) and torch.allclose(loss, weighted_cross_entropy(s[:, :1], w[:1], torch.tensor([0]), 0.01) / 2)
+
+
 def test_fuse_is_weighted_sum_renormalised():
     f = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])  # (M=2, B=1, E=2)
     w = torch.tensor([[0.75, 0.25]])

@@ -24,7 +24,8 @@ def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, 
     """Per-sample modality weights from each modality's best class score (Eq. 9), without gradient.
 
     scores: (M, B, K); available: (M, B) bool, False where a modality has no usable input (e.g. no face
-    in any frame) — such a modality gets weight 0. Returns (B, M), rows summing to 1.
+    in any frame) — such a modality gets weight 0. Returns (B, M), rows summing to 1 (to 0 for a sample with
+    no available modality, which then adds nothing to the loss).
     ``max_norm``: ``g = clamp(max_c S, eps)``, ``w = g / sum_m g``. ``softmax``: ``softmax_m(g / tau)``.
     ``fixed`` (appendix Fig. 8): modality ``fixed_index`` gets ``fixed_weight``, the other available
     modalities share the rest evenly (it gets 1 when none of them is available); scores are not used.
@@ -40,7 +41,7 @@ def fusion_weights(scores: torch.Tensor, available: torch.Tensor | None = None, 
         g = g.clamp_min(eps) * available
         w = g / g.sum(dim=1, keepdim=True).clamp_min(eps)
     elif mode == "softmax":
-        w = torch.softmax((g / tau).masked_fill(~available, float("-inf")), dim=1)
+        w = torch.softmax((g / tau).masked_fill(~available, float("-inf")), dim=1).nan_to_num(0.0)  # none: all -inf
     elif mode == "fixed":
         w = fixed_fusion_weights(available, fixed_index, fixed_weight).to(g.dtype)
     else:
