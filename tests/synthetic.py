@@ -7,9 +7,10 @@ import numpy as np
 from PIL import Image
 
 from finecliper.clip import ClipBackbone
-from finecliper.clip.testing import random_tiny_clip
+from finecliper.clip.testing import random_tiny_clip, save_tiny_clip
 from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.data.splits import write_dfew_split
+from finecliper.model.shapes import clip_config, random_clip
 
 # one clearly different colour per DFEW class: a trivially separable task
 PALETTE = np.array([[230, 40, 40], [40, 200, 40], [40, 40, 230], [230, 230, 40], [230, 40, 230], [40, 230, 230],
@@ -62,3 +63,12 @@ def tiny_backbone(seed: int, image_size: int = 32, context: int = 77) -> ClipBac
     model = random_tiny_clip(seed, vision_width=64, text_width=64, image_size=image_size, context_length=context)
     return ClipBackbone(model=model, format="openai", source=Path(f"tiny{seed}.pt"), identity=f"{seed:064d}",
                         tokenizer=load_tokenizer(context_length=context))
+
+
+def dfew_with_tiny_clip(root: Path, n_train_per_class: int, n_test_per_class: int) -> tuple[Path, Path, Path]:
+    """A DFEW-layout dataset (``make_dfew_like``) and a tiny random CLIP saved as an OpenAI ``.pt`` beside it:
+    (annotations, data root, CLIP checkpoint), what a tiny training run needs."""
+    ann, data = make_dfew_like(root, n_train_per_class=n_train_per_class, n_test_per_class=n_test_per_class)
+    clip = random_clip(clip_config(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32,
+                                   embed_dim=32))
+    return ann, data, save_tiny_clip(clip, root / "tiny-openai.pt", "openai")

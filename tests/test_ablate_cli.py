@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from finecliper.cli.main import main
-from finecliper.clip.testing import save_tiny_clip
-from finecliper.model.shapes import clip_config, random_clip
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import make_dfew_like  # noqa: E402
+from synthetic import dfew_with_tiny_clip  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.image_size=32", "model.num_frames=2", "data.batch_size=7", "data.workers=0", "train.epochs=1",
@@ -22,9 +20,7 @@ TINY = ["data.image_size=32", "model.num_frames=2", "data.batch_size=7", "data.w
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("dfew")
-    ann, data = make_dfew_like(root, n_train_per_class=2, n_test_per_class=1)
-    clip = random_clip(clip_config(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32, embed_dim=32))
-    ckpt = save_tiny_clip(clip, root / "tiny-openai.pt", "openai")
+    ann, data, ckpt = dfew_with_tiny_clip(root, 2, 1)
     return [f"model.clip={ckpt}", f"data.annotations={ann}", f"data.root={data}", *TINY]
 
 

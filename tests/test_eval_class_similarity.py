@@ -10,24 +10,20 @@ import torch
 from PIL import Image
 
 from finecliper.cli.main import main
-from finecliper.clip.testing import save_tiny_clip
 from finecliper.config import load_config
 from finecliper.data.dataset import build_datasets, collate_clips
 from finecliper.data.labels import classes
 from finecliper.model.finecliper import FineCLIPER
-from finecliper.model.shapes import clip_config, random_clip
 from finecliper.train.config import ExperimentConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import make_dfew_like  # noqa: E402
+from synthetic import dfew_with_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("fig5")
-    ann, data = make_dfew_like(root, n_train_per_class=2, n_test_per_class=2)
-    clip = random_clip(clip_config(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32, embed_dim=32))
-    ckpt = save_tiny_clip(clip, root / "tiny-openai.pt", "openai")
+    ann, data, ckpt = dfew_with_tiny_clip(root, 2, 2)
     args = [f"model.clip={ckpt}", f"data.annotations={ann}", f"data.root={data}", f"out={root / 'run'}",
             "data.image_size=32", "model.num_frames=2", "data.batch_size=7", "data.workers=0", "train.epochs=1",
             "train.optimizer=adamw", "train.lr=0.01", "train.threads=2"]

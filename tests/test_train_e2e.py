@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from finecliper.cli.main import main
-from finecliper.clip.testing import save_tiny_clip
-from finecliper.model.shapes import clip_config, random_clip
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import make_dfew_clips, make_dfew_like  # noqa: E402
+from synthetic import dfew_with_tiny_clip, make_dfew_clips  # noqa: E402
 
 TINY = ["data.image_size=32", "data.num_frames=4", "model.num_frames=4", "data.batch_size=8", "data.workers=0",
         "train.optimizer=adamw", "train.lr=0.01", "train.weight_decay=0.01", "train.warmup_epochs=0.5", "train.threads=2"]
@@ -23,9 +21,7 @@ TINY = ["data.image_size=32", "data.num_frames=4", "model.num_frames=4", "data.b
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("dfew")
-    ann, data = make_dfew_like(root, n_train_per_class=6, n_test_per_class=3)
-    clip = random_clip(clip_config(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32, embed_dim=32))
-    ckpt = save_tiny_clip(clip, root / "tiny-openai.pt", "openai")
+    ann, data, ckpt = dfew_with_tiny_clip(root, 6, 3)
     return root, ann, data, ckpt
 
 

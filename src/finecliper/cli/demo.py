@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo); re-running replaces its stages")
     p.add_argument("--quick", action="store_true",
                    help="the same stages at reduced sizes (QUICK in demo.run: 16 identities, fewer pre-training and "
-                        "training epochs, no level ablation): a few minutes; what the test suite runs")
+                        "training epochs, no level ablation): about a minute on 2 cores; what the test suite runs")
     add_overrides(p, "demo", "identities=60 epochs=20 pretrain_epochs=0 ablation=false")
     examples(p, "finecliper demo", "finecliper demo --quick --out runs/demo-quick",
              "finecliper demo identities=60 epochs=20 --out runs/demo-60")

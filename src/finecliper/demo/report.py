@@ -338,7 +338,7 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
     blocks.append(("ul", [
         "FineCLIPER*† (`star_dagger`): video frames, parsing maps and landmark maps through an AIM-adapted ViT, "
         "the landmark descriptions through the Long-CLIP text tower with adapters, PN class prompts, adaptive fusion "
-        "(`model.fusion=softmax`: with random backbones the default max-norm weights starve a branch whose PN scores "
+        "(`model.fusion=softmax`: on a tiny backbone the default max-norm weights starve a branch whose PN scores "
         "start negative).",
         f"Backbones: a tiny CLIP ViT/{cfg.patch_size} (width {cfg.width}, {cfg.layers} layers, {cfg.image_size}px) "
         + ("pre-trained here (above), and a Long-CLIP text tower (248 positions) started from its text tower"
