@@ -116,3 +116,20 @@ def test_quick_demo_report_reads_well_in_a_browser(quick_demo, width, tmp_path):
     assert all(p["font_px"] >= 12 for p in page["paragraphs"]), "text too small to read"
     shot = browser.screenshot(out / "report" / "report.html", tmp_path / f"report_{width}.png", width)
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.skipif(browser.chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+def test_the_level_table_fits_a_narrow_window(tmp_path):
+    from finecliper.demo.report import level_blocks, render_html
+
+    everything = {"video": 0.3214, "parsing": 0.4286, "landmarks": 0.3857, "description": 0.8214}
+    rows = [{"label": label, "modalities": list(mw), "trainable": 51_872, "uar": 0.7286, "war": 0.7286, "modality_war": mw}
+            for label, mw in [("Low-level Only", {"video": 0.2929}), ("Middle-level Only", {"parsing": 0.3857,
+                              "landmarks": 0.4071}), ("High-level Only", {"description": 0.8}),
+                              ("Low-Middle-High (Ours)", everything)]]
+    page = tmp_path / "levels.html"
+    page.write_text(render_html(level_blocks(rows), "levels"))
+    layout = browser.layout(page, 700)
+    (table,) = layout["tables"]
+    assert table["rows"] == 5 and table["columns"] == 8 and table["right"] <= layout["window_width"]
+    assert layout["document_width"] <= layout["window_width"]
