@@ -77,6 +77,9 @@ def test_quick_demo_learns_expressions_of_unseen_identities(quick_demo):
     # the backbone was pre-trained on the training faces only, without labels, then frozen
     pre = json.loads((out / "backbones" / "pretrain.json").read_text())
     assert pre["identities"] == len(train_ids) and pre["losses"][-1] < pre["losses"][0]
+    # predict on a held-out clip written as a video: a face track and a label (the first such clip of the class)
+    pred = json.loads((out / "predict" / "prediction.json").read_text())
+    assert pred["label"] in info["classes"] and pred["identity"] in test_ids and (out / "predict" / "overlay.mp4").is_file()
     stages = [st["name"] for st in s["stages"]]
     assert stages[:7] == ["generate", "prepare", "extract", "describe", "pretrain", "train", "evaluate"]
     assert stages[-1] == "report"
