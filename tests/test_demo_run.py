@@ -136,3 +136,17 @@ def test_the_level_table_fits_a_narrow_window(tmp_path):
     (table,) = layout["tables"]
     assert table["rows"] == 5 and table["columns"] == 8 and table["right"] <= layout["window_width"]
     assert layout["document_width"] <= layout["window_width"]
+
+
+def test_the_level_table_says_when_one_level_beats_all_together():
+    from finecliper.demo.report import level_blocks
+
+    def rows(high_war):
+        return [{"label": "High-level Only", "modalities": ["description"], "trainable": 1, "uar": high_war,
+                 "war": high_war, "modality_war": {"description": high_war}},
+                {"label": "Low-Middle-High (Ours)", "modalities": ["video", "description"], "trainable": 2, "uar": 0.7,
+                 "war": 0.7, "modality_war": {"video": 0.3, "description": 0.7}}]
+
+    text = level_blocks(rows(0.8))[1][1]
+    assert "**High-level Only** (80.0%) beats all levels together (70.0%)" in text and "describer" in text
+    assert "beats" not in level_blocks(rows(0.6))[1][1]

@@ -220,8 +220,20 @@ def level_blocks(levels: list[dict[str, Any]]) -> list[Block]:
                   "(`finecliper ablate --table 4` runs the same rows on a real dataset): *low* = frames, *middle* = "
                   "parsing and landmark maps, *high* = the descriptions. Scores of the last epoch on the held-out "
                   "identities; the last four columns are each branch's own WAR % (its PN scores alone; - where the "
-                  "row has no such branch; chance 14.29%)."),
+                  "row has no such branch; chance 14.29%)." + _beaten_note(levels)),
             ("table", header, rows)]
+
+
+def _beaten_note(levels: list[dict[str, Any]]) -> str:
+    """A sentence when one level alone scores above all of them together (the last row)."""
+    *single, full = levels
+    best = max(single, key=lambda r: r["war"], default=None)
+    if best is None or best["war"] <= full["war"]:
+        return ""
+    why = (" the synthetic expressions are exactly the movements the landmark describer names"
+           if best["modalities"] == ["description"] else "")
+    return (f" Here **{best['label']}** ({100 * best['war']:.1f}%) beats all levels together "
+            f"({100 * full['war']:.1f}%){':' + why if why else ''}.")
 
 
 def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str, Any], stages, base, pred,
