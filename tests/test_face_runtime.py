@@ -1,6 +1,7 @@
 """Run time without mediapipe, and a quiet terminal: `extract`, `extract --raw`, `predict` and the demo's
 face loading in a fresh process where importing mediapipe raises; stderr holds no third-party log line
 (LiteRT's "Created TensorFlow Lite XNNPACK delegate" banner included)."""
+import os
 import re
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def run(tmp_path_factory):
     ckpt = tiny_checkpoint(root / "ckpt", "base")
     consts = f"CLIPS = {str(root / 'clips')!r}\nOUT = {str(root)!r}\nVIDEO = {str(video)!r}\nCKPT = {str(ckpt)!r}\n"
     env = {"PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(root), "COLUMNS": "120"}
+           "OMP_NUM_THREADS": "1", "PATH": os.defpath, "HOME": str(root), "COLUMNS": "120"}
     proc = subprocess.run([sys.executable, "-c", consts + textwrap.dedent(SCRIPT)], capture_output=True, text=True,
                           env=env, timeout=600)
     return proc
