@@ -203,7 +203,6 @@ PRESETS: dict[str, AugmentPreset] = {
     "dfew": AugmentPreset(brightness=0.5),   # ColorJitter(0.5) -> random resized crop -> flip
     "ferv39k": AugmentPreset(rotate_deg=4),  # RandomRotation(±4) -> crop -> flip
     "mafw": AugmentPreset(),                 # crop -> flip
-    "flip": AugmentPreset(scale=(1.0, 1.0), ratio=(1.0, 1.0)),  # the whole (square) frame, mirrored half the time
     "none": AugmentPreset(enabled=False),
 }
 

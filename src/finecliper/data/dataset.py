@@ -43,7 +43,7 @@ class DataConfig:
     num_frames: int | None = None          # frames sampled per clip; None: the model's (model.num_frames)
     image_size: int = 224  # model input side, px (frames and maps are resized to it)
     pad: str = "last"                      # last | first | loop (clips shorter than num_frames)
-    augment: str = "auto"                  # auto (= dataset preset) | dfew | ferv39k | mafw | flip | none
+    augment: str = "auto"                  # auto (= dataset preset) | dfew | ferv39k | mafw | none
     seed: int = 1  # sampling and augmentation seed
     batch_size: int = 8  # clips per batch (per process under torchrun)
     workers: int = 2  # data-loading processes (0: in the main process)

@@ -29,8 +29,8 @@ from transformers import CLIPModel
 
 from finecliper.data.dataset import ClipDataset, collate_clips
 
-VIEWS = ("frames", "parsing_maps", "landmark_maps")
-CLIP_CONTEXT = 77  # the descriptions as the tiny CLIP's text tower reads them (longer ones keep EOT last)  # image-tower inputs, each paired with the description
+VIEWS = ("frames", "parsing_maps", "landmark_maps")  # image-tower inputs, each paired with the description
+CLIP_CONTEXT = 77  # the descriptions as the tiny CLIP's text tower reads them (longer ones keep EOT last)
 
 
 @dataclass
@@ -80,12 +80,11 @@ def contrastive_loss(images: torch.Tensor, texts: torch.Tensor, scale: torch.Ten
 
 def pretrain_clip(model: CLIPModel, dataset: ClipDataset, identities: Sequence[str], epochs: int, lr: float = 1e-3,
                   identities_per_batch: int = 4, seed: int = 0, motion_weight: float = 0.0, align_weight: float = 0.0,
-                  flip: bool = False, progress: Callable[[int, int, float], None] | None = None) -> PretrainResult:
+                  progress: Callable[[int, int, float], None] | None = None) -> PretrainResult:
     """Train every weight of ``model`` in place on ``dataset`` (items with ``description_tokens`` and the maps),
     ``identities[i]`` being the face of item i; returns the per-epoch losses. ``progress(epoch, epochs, loss)``.
 
-    Each clip is read once (its frames as the dataset samples them; build it without augmentation); ``flip``
-    mirrors a random half of each batch's clips (frames and maps alike)."""
+    Each clip is read once (its frames as the dataset samples them; build it without augmentation)."""
     if len(identities) != len(dataset):
         raise ValueError(f"{len(identities)} identities for {len(dataset)} clips")
     torch.manual_seed(seed)
@@ -103,9 +102,6 @@ def pretrain_clip(model: CLIPModel, dataset: ClipDataset, identities: Sequence[s
         for indices in identity_batches(identities, identities_per_batch, rng):
             batch = collate_clips([items[i] for i in indices])
             batch = {k: v.float() if k in VIEWS else v for k, v in batch.items()}
-            if flip:  # a mirrored face makes the same expression: half the clips, all their views, mirrored
-                mirrored = (torch.rand(len(indices)) < 0.5).view(-1, 1, 1, 1, 1)
-                batch.update({v: torch.where(mirrored, batch[v].flip(-1), batch[v]) for v in VIEWS})
             tokens = batch["description_tokens"]  # (B, L)
             same = (tokens[:, None] == tokens[None]).all(-1)  # identical descriptions are positives of each other
             texts = F.normalize(_pooled(model.get_text_features(input_ids=tokens)), dim=-1)

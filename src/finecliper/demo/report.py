@@ -17,10 +17,9 @@ import numpy as np
 from finecliper.baselines.evaluate import clip_set_digest, side_by_side_rows
 from finecliper.data import labels as L
 from finecliper.data.frames import open_frames
-from finecliper.eval.report import markdown_table, per_class_rows
+from finecliper.eval.report import markdown_table, per_class_rows, save_figure, write_text
 from finecliper.face.cache import cache_path, load_face_cache
 from finecliper.face.render import render_landmark_map, render_parsing_map
-from finecliper.io import atomic_write
 from finecliper.text.desc_cache import load_descriptions
 
 SYNTHETIC_NOTE = (
@@ -104,12 +103,6 @@ def _fmt(x: Any) -> str:
     return f"{x:.2f}" if isinstance(x, float) else str(x)
 
 
-def _write(path: Path, text: str) -> Path:
-    with atomic_write(path, "w") as f:
-        f.write(text)
-    return path
-
-
 def _copy(src: Path, dst: Path) -> str | None:
     if not src.is_file():
         return None
@@ -135,10 +128,7 @@ def example_figure(path: Path, frames: list[np.ndarray], frame_titles: list[str]
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(bottom=0.02, top=0.8, wspace=0.05)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _examples(report: Path, ds, faces_dir: Path, descriptions: dict[str, str], preds: dict[str, str],
@@ -203,10 +193,7 @@ def _loss_plot(path: Path, losses: list[float]) -> str:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path).name
 
 
 def level_blocks(levels: list[dict[str, Any]]) -> list[Block]:
@@ -276,19 +263,12 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
         header, rows = per_class_rows(results, "dfew")
         blocks.append(("h3", "Per class (recall %)"))
         blocks.append(("table", header, rows))
-    hist_path = Path(out) / "run" / "fold_1" / "history.jsonl"
-    history = [json.loads(x) for x in hist_path.read_text().splitlines()] if hist_path.is_file() else []
-    if history:
-        last = history[-1]
-        mw = last.get("modality_war") or {}
-        fw = last.get("mean_weights") or {}
-        mw = ev.get("modality_war") or mw
-        if mw:
-            blocks.append(("h3", "Each branch on its own (held-out WAR %) and its mean fusion weight"))
-            blocks.append(("p", "Each modality's own prediction (its PN scores alone) on the held-out clips, from the "
-                                "saved checkpoint; chance is 14.29%, twice chance 28.57%."))
-            blocks.append(("table", ["modality", "WAR %", "× chance", "mean weight"],
-                           [[m, round(100 * v, 2), round(7 * v, 2), fw.get(m, "-")] for m, v in mw.items()]))
+    weights = ev.get("mean_weights", {})
+    blocks.append(("h3", "Each branch on its own (held-out WAR %) and its mean fusion weight"))
+    blocks.append(("p", "Each modality's own prediction (its PN scores alone) on the held-out clips, from the "
+                        "saved checkpoint; chance is 14.29%, twice chance 28.57%."))
+    blocks.append(("table", ["modality", "WAR %", "× chance", "mean weight"],
+                   [[m, round(100 * v, 2), round(7 * v, 2), weights.get(m, "-")] for m, v in ev["modality_war"].items()]))
     img = _copy(Path(out) / "eval" / "test_confusion.png", report / "confusion.png")
     if img:
         blocks.append(("img", img, f"Confusion matrix of {method} on the held-out identities, last epoch "
@@ -363,8 +343,8 @@ def write_report(out: Path, cfg, ds, exp, ev: dict[str, Any], summary: dict[str,
     blocks.append(("table", ["stage", "seconds", "what"], [[s.name, s.seconds, s.detail] for s in stages]))
     blocks.append(("h2", "The same pipeline with the command-line tools"))
     blocks.append(("pre", _commands(out, cfg)))
-    md = _write(report / "report.md", render_markdown(blocks))
-    htm = _write(report / "report.html", render_html(blocks, "finecliper demo report"))
+    md = write_text(report / "report.md", render_markdown(blocks))
+    htm = write_text(report / "report.html", render_html(blocks, "finecliper demo report"))
     return md, htm
 
 

