@@ -35,8 +35,8 @@ def bundled_configs() -> dict[str, str]:
     out = {}
     for item in sorted(resources.files("finecliper").joinpath("configs").iterdir(), key=lambda p: p.name):
         if item.name.endswith(".yaml"):
-            first = item.read_text(encoding="utf-8").splitlines()[0] if item.read_text(encoding="utf-8") else ""
-            out[item.name[:-len(".yaml")]] = first.lstrip("# ").strip()
+            lines = item.read_text(encoding="utf-8").splitlines()
+            out[item.name[:-len(".yaml")]] = lines[0].lstrip("# ").strip() if lines else ""
     return out
 
 
@@ -46,8 +46,8 @@ def read_config_text(name_or_path: str | Path) -> tuple[str, str]:
     if path.is_file():
         return str(path), path.read_text(encoding="utf-8")
     name = path.name[:-len(".yaml")] if path.name.endswith(".yaml") else path.name
-    if path.parent == Path(".") and name in bundled_configs():
-        item = resources.files("finecliper").joinpath("configs", f"{name}.yaml")
+    item = resources.files("finecliper").joinpath("configs", f"{name}.yaml")
+    if path.parent == Path(".") and item.is_file():
         return f"finecliper/configs/{name}.yaml", item.read_text(encoding="utf-8")
     raise ConfigError(f"config file not found: {name_or_path} (shipped configs: {', '.join(bundled_configs())}; "
                       f"`finecliper config show NAME` prints one)")

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
+
+from finecliper.cli import UsageError, print_error
+from finecliper.io import check_writable
 
 HELP = "Predict expressions in any video: per-frame, per-window and per-face tables, overlay video, explanations."
 
@@ -79,23 +83,14 @@ def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
 
 def per_video_path(base, video, many: bool):
     """``out.mp4`` for one video; ``out.<video stem>.mp4`` for several."""
-    from pathlib import Path
-
     base = Path(base)
     return base.with_name(f"{base.stem}.{Path(video).stem}{base.suffix}") if many else base
 
 
-def check_outputs(args, videos: list[str]) -> None:
-    """Before any decoding: output folders writable (a probe file), finished results not replaced unless told."""
-    from pathlib import Path
-
-    from finecliper.cli import UsageError
-    from finecliper.io import check_writable
-    from finecliper.predict.output import result_files
-
-    targets = []
-    if args.out:
-        targets += result_files(args.out)
+def check_outputs(args, videos: list[str], out_files: list[Path]) -> None:
+    """Before any decoding: output folders writable (a probe file), finished results not replaced unless told.
+    ``out_files``: the files ``--out`` writes."""
+    targets = list(out_files)
     if args.overlay:
         targets += [per_video_path(args.overlay, v, len(videos) > 1) for v in videos]
     for t in targets:
@@ -145,9 +140,8 @@ def run(args) -> int:
 
     from rich.console import Console
 
-    from finecliper.cli import UsageError
     from finecliper.config import load_config
-    from finecliper.predict.output import print_result, summary_line, write_results
+    from finecliper.predict.output import print_result, result_files, summary_line, write_results
     from finecliper.predict.overlay import write_overlay
     from finecliper.predict.pipeline import PredictConfig, Predictor, predict_videos
     from finecliper.predict.scorers import UntrainedClassesWarning, make_scorer
@@ -168,7 +162,7 @@ def run(args) -> int:
     cfg = load_config(PredictConfig, args.config, overrides)
     if args.explain:
         cfg.explain = args.explain  # a path: not parsed as an override
-    check_outputs(args, videos)
+    check_outputs(args, videos, result_files(args.out) if args.out else [])
     out, err = Console(quiet=args.quiet), Console(stderr=True, quiet=args.quiet, soft_wrap=True)
     classes = args.classes.split(",") if args.classes else None
     try:
@@ -190,7 +184,7 @@ def run(args) -> int:
         for path, res, msg in predict_videos(predictor, videos, make_progress(args.quiet)):
             if msg is not None:
                 errors.append((str(path), msg))
-                print(f"error: {msg}", file=sys.stderr)
+                print_error(msg)
                 continue
             results.append(res)
             for w in res.warnings:
@@ -203,7 +197,7 @@ def run(args) -> int:
                     out.print(f"overlay: {target}", markup=False)
                 except (OSError, ValueError) as e:
                     errors.append((str(path), f"overlay {target}: {e}"))
-                    print(f"error: overlay {target}: {e}", file=sys.stderr)
+                    print_error(f"overlay {target}: {e}")
             out.print(summary_line(res), markup=False, soft_wrap=True)
     finally:
         predictor.close()

@@ -1,22 +1,19 @@
 """``finecliper push``: upload a checkpoint folder to the Hugging Face Hub with a generated model card."""
 from __future__ import annotations
 
-import argparse
+from finecliper.cli import examples
 
 HELP = "Upload a checkpoint to the Hugging Face Hub: config, tunable weights, backbone hashes and a model card."
 
-EXAMPLES = """Log in first (`hf auth login`) or set HF_TOKEN. The frozen CLIP/Long-CLIP files are never uploaded: the
-card names them with their sha256 and where to get them; absolute paths of the trainer's disk stay home.
-
-examples:
-  finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1 --dry-run staged/   # look first
-  finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1
-  finecliper predict clip.mp4 --checkpoint alice/finecliper-dfew-fold1 --clip ViT-B-16.pt"""
+LOGIN = ("Log in first (`hf auth login`) or set HF_TOKEN. The frozen CLIP/Long-CLIP files are never uploaded: the "
+         "card names them with their sha256 and where to get them; absolute paths of the trainer's disk stay home.")
 
 
 def add_arguments(p) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = EXAMPLES
+    p.description = f"{HELP} {LOGIN}"
+    examples(p, "finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1 --dry-run staged/   # look first",
+             "finecliper push runs/dfew/fold_1/best alice/finecliper-dfew-fold1",
+             "finecliper predict clip.mp4 --checkpoint alice/finecliper-dfew-fold1 --clip ViT-B-16.pt")
     p.add_argument("checkpoint", help="checkpoint folder (config.yaml, model.safetensors, backbones.json), e.g. "
                                       "runs/x/fold_1/best; its run's summary.json and config.yaml go into the card")
     p.add_argument("repo_id", help="Hub repository, user/name (created if it does not exist)")

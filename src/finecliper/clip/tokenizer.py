@@ -41,10 +41,14 @@ def clean_text(text: str) -> str:
 
 def default_bpe_path() -> Path:
     """The BPE vocabulary finecliper ships (OpenAI CLIP's, MIT: see ``clip/vocab/NOTICE``), checked by hash."""
-    if sha256_file(BPE_PATH) != BPE_SHA256:
-        raise TokenizerError(f"{BPE_PATH}: not the CLIP vocabulary finecliper shipped (sha256 differs); "
-                             f"reinstall finecliper")
-    return BPE_PATH
+    return _checked_vocabulary(BPE_PATH, BPE_SHA256)
+
+
+@functools.lru_cache(maxsize=2)  # hashing 1.3 MB once per process is enough (a refusal is not cached)
+def _checked_vocabulary(path: Path, sha256: str) -> Path:
+    if sha256_file(path) != sha256:
+        raise TokenizerError(f"{path}: not the CLIP vocabulary finecliper shipped (sha256 differs); reinstall finecliper")
+    return path
 
 
 @functools.lru_cache(maxsize=4)

@@ -257,14 +257,20 @@ def check_backbones(directory: str | Path, actual: Mapping[str, Mapping[str, str
         check_backbone_identity(directory, role, recorded.get(role), actual.get(role, {}), (sources or {}).get(role))
 
 
+def require_recorded(directory: Path, roles: tuple[str, ...], recorded: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint that records no sha256 for a backbone its variant uses (nothing to look for)."""
+    for role in roles:
+        if not (recorded.get(role) or {}).get("sha256"):
+            check_backbone_identity(directory, role, recorded.get(role), {})  # raises, naming the role
+
+
 def checkpoint_backbones(directory: Path, cfg: ModelConfig, recorded: Mapping[str, Any],
                          given: Mapping[str, ClipBackbone | str | Path | None]) -> dict[str, ClipBackbone]:
     """Every backbone the checkpoint's variant uses: given ones (a path or a loaded backbone), else found."""
+    require_recorded(directory, cfg.backbone_roles(), recorded)
     out = {}
     for role in cfg.backbone_roles():
-        rec = recorded.get(role)
-        if not rec or not rec.get("sha256"):
-            check_backbone_identity(directory, role, rec, {})  # refuses: nothing recorded to look for
+        rec = recorded[role]
         b = given.get(role)
         if isinstance(b, (str, Path)):
             b = load_clip(b, allow_pickle=cfg.allow_pickle)

@@ -32,7 +32,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import ModelCard, ModelHubMixin
+from huggingface_hub import ModelHubMixin
 from torch import nn
 
 from finecliper.clip.tokenizer import truncate_to_longest
@@ -169,9 +169,6 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
             hub.push(directory, repo_id or Path(save_directory).name, **push_to_hub_kwargs)
         return directory
 
-    def _save_pretrained(self, save_directory: Path) -> None:
-        factory.save(self, save_directory)
-
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
                     branch: str | None = None, commit_message: str | None = None, create_pr: bool | None = None) -> str:
         """Upload config, tunable weights, backbone hashes and a model card (``model.hub``); returns the commit URL."""
@@ -179,12 +176,6 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
             directory = factory.save(self, Path(tmp) / "model")
             return hub.push(directory, repo_id, private=private, token=token, branch=branch,
                             commit_message=commit_message, create_pr=create_pr)
-
-    def generate_model_card(self, repo_id: str | None = None, **_) -> ModelCard:
-        """The model card a push uploads (without the training run's data and metrics, which a folder knows)."""
-        backbones = hub.portable_backbones(self.backbone_identities, self.cfg.backbone_roles())
-        return ModelCard(hub.card_text(self.cfg, backbones, repo_id=repo_id,
-                                       tunable=sum(p.numel() for p in self.trainable_parameters())))
 
     # ---------------------------------------------------------------- tokenizers and class prompts
     def tokenize_prompts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -297,10 +288,11 @@ class FineCLIPER(nn.Module, ModelHubMixin, **hub.MIXIN_INFO):
             feats["video"] = F.normalize(self.clip.visual_projection(self.video_encoder.forward_features(frames)), dim=-1)
         if self.map_modalities:
             maps = torch.cat([batch[MAP_INPUTS[m]] for m in self.map_modalities])  # (n·B, T, 3, H, W), one pass
+            has_face = batch["face_valid"].to(torch.bool).any(dim=1) if "face_valid" in batch else None  # (B,)
             for m, h in zip(self.map_modalities, self.map_encoder.forward_features(maps).chunk(len(self.map_modalities))):
                 feats[m] = F.normalize(getattr(self, f"{m}_projection")(h), dim=-1)
-                if "face_valid" in batch:  # a clip with no face in any frame has no usable maps
-                    available[m] = batch["face_valid"].to(torch.bool).any(dim=1)
+                if has_face is not None:  # a clip with no face in any frame has no usable maps
+                    available[m] = has_face
         if "description" in self.modalities:
             feats["description"] = self.encode_description(batch["description_tokens"])
         for m in feats:

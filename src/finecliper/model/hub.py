@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import tempfile
 from pathlib import Path
@@ -26,7 +25,6 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                     RevisionNotFoundError)
-from safetensors import safe_open
 
 from finecliper import __version__
 from finecliper.config import dump_yaml
@@ -141,11 +139,6 @@ def _portable_paths(obj: Any) -> Any:
     return obj
 
 
-def _tunable_count(directory: Path) -> int:
-    with safe_open(str(directory / factory.WEIGHTS), "pt") as f:
-        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-
-
 def _metrics_table(summary: Mapping[str, Any], tag: str | None) -> list[str]:
     rows = ["| checkpoint | epoch | UAR | WAR | selection |", "|---|---:|---:|---:|---|"]
     for key in ("last", "best"):
@@ -225,16 +218,14 @@ def portable_files(directory: str | Path, repo_id: str | None = None) -> dict[st
     """The files of a Hub repository for a checkpoint folder (checked readable; see the module doc)."""
     directory = factory.resolve_checkpoint_dir(directory)
     cfg = factory.read_config(directory)
-    factory.read_weights(directory)  # a damaged file must not be published
+    weights = factory.read_weights(directory)  # a damaged file must not be published
     recorded = factory.read_backbone_identities(directory)
-    for role in cfg.backbone_roles():
-        if not (recorded.get(role) or {}).get("sha256"):
-            factory.check_backbone_identity(directory, role, recorded.get(role), {})  # refuses: nothing recorded
+    factory.require_recorded(directory, cfg.backbone_roles(), recorded)
     backbones = portable_backbones(recorded, cfg.backbone_roles())
     portable = dataclasses.replace(cfg, clip=Path(cfg.clip).name if cfg.clip else None,
                                    longclip=Path(cfg.longclip).name if cfg.longclip else None)
     card = card_text(cfg, backbones, repo_id=repo_id, run=run_info(directory), checkpoint_name=directory.name,
-                     tunable=_tunable_count(directory))
+                     tunable=sum(v.numel() for v in weights.values()))
     return {factory.CONFIG: dump_yaml(portable).encode(), factory.WEIGHTS: (directory / factory.WEIGHTS).read_bytes(),
             factory.BACKBONES: (json.dumps(backbones, indent=2) + "\n").encode(), CARD: card.encode()}
 

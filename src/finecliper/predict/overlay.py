@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from finecliper.data.frames import write_video
-from finecliper.predict.pipeline import TrackResult, VideoResult
+from finecliper.predict.pipeline import VideoResult, frame_probs
 from finecliper.predict.video import iter_frames, video_rate
 
 # RGB per track id (cycled)
@@ -26,12 +26,6 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 GAP = 2  # pixels between a label and its box, so the box's edge stays visible
 
 Rect = tuple[int, int, int, int]  # x, y, w, h
-
-
-def running_probs(track: TrackResult, frame: int) -> np.ndarray | None:
-    """Mean window probabilities at ``frame`` (None when no window of the track holds it)."""
-    ps = [w.probs for w in track.windows if w.start_frame <= frame < w.end_frame]
-    return np.mean(ps, axis=0) if ps else None
 
 
 def _overlaps(a: Rect, b: Rect) -> bool:
@@ -67,24 +61,25 @@ def place_labels(boxes: list[tuple[float, float, float, float]], sizes: list[tup
     return out  # type: ignore[return-value]
 
 
-def draw_frame(frame: np.ndarray, result: VideoResult, i: int, top: int = 3) -> np.ndarray:
-    """Frame i (H, W, 3) RGB -> a copy with every track found in it drawn."""
+def draw_frame(frame: np.ndarray, result: VideoResult, i: int, probs: list[np.ndarray], top: int = 3) -> np.ndarray:
+    """Frame i (H, W, 3) RGB -> a copy with every track found in it drawn; ``probs``: per track, its
+    ``frame_probs`` (N, K), NaN rows where no window holds the frame."""
     img = frame.copy()
     h = img.shape[0]
     scale = max(0.35, h / 900)
     thick = max(1, int(round(h / 360)))
     line = int(26 * scale) + 4
     shown, boxes, texts, sizes = [], [], [], []
-    for t in result.tracks:
+    for t, track_probs in zip(result.tracks, probs):
         if not t.face_valid[i]:
             continue
         col = TRACK_COLOURS[t.track_id % len(TRACK_COLOURS)]
         box = t.boxes[i]
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(img, (x0, y0), (x1, y1), col, thick, cv2.LINE_AA)
-        p = running_probs(t, i)
+        p = track_probs[i]
         lines = [f"id {t.track_id}"]
-        if p is not None:
+        if not np.isnan(p).any():
             order = np.argsort(p)[::-1][:top]
             lines[0] += f": {result.classes[order[0]]}"
             lines += [f"{result.classes[c]} {p[c]:.2f}" for c in order]
@@ -106,12 +101,13 @@ def write_overlay(video: str | Path, out: str | Path, result: VideoResult, top: 
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix or ".mp4")
     os.close(fd)
+    probs = [frame_probs(t, result.num_frames) for t in result.tracks]  # once, not per frame
     try:
         def drawn():
             for n, frame in enumerate(iter_frames(video)):
                 if n >= result.num_frames:
                     break
-                yield draw_frame(frame, result, n, top)
+                yield draw_frame(frame, result, n, probs, top)
 
         n = write_video(tmp, drawn(), video_rate(video, result.fps), crf=18)
         if n != result.num_frames:

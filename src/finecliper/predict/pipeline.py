@@ -121,6 +121,17 @@ class TrackResult:
     description: str | None = None
 
 
+def frame_probs(track: TrackResult, num_frames: int) -> np.ndarray:
+    """(N, K) mean probabilities of the track's windows holding each frame (NaN where none does)."""
+    k = len(track.probs)
+    total, count = np.zeros((num_frames, k)), np.zeros(num_frames)
+    for w in track.windows:
+        total[w.start_frame:w.end_frame] += np.asarray(w.probs)
+        count[w.start_frame:w.end_frame] += 1
+    with np.errstate(invalid="ignore"):
+        return total / count[:, None]
+
+
 @dataclass
 class VideoResult:
     video: str
@@ -361,7 +372,7 @@ class Predictor:
         idx = list(frames)
         inp = WindowInput(d.boxes.track_id, w, frames, np.stack([d.crops[i] for i in idx]), d.boxes.found[idx])
         if self.needs_analysis:
-            inp.landmarks, inp.mesh_valid = d.landmarks[idx], d.mesh_valid[idx].copy()
+            inp.landmarks, inp.mesh_valid = d.landmarks[idx], d.mesh_valid[idx]
             if all(i in d.parsing for i in idx):
                 inp.parsing = np.stack([d.parsing[i] for i in idx])
         if self.scorer.needs_description or self.cfg.describe:

@@ -12,7 +12,7 @@ their crops are framed, what face analysis it needs, and ``score(windows)``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -21,9 +21,9 @@ import torch
 
 from finecliper.baselines import make_baseline
 from finecliper.baselines.base import FaceCropConfig, FrameClassifier, check_mapping, crop_boxes, mapping_matrix
-from finecliper.clip.tokenizer import truncate_to_longest
 from finecliper.data import labels
 from finecliper.data.augment import apply_frames, eval_geom, normalize_clip
+from finecliper.data.dataset import collate_clips
 from finecliper.device import autocast, resolve_device
 from finecliper.face.backend import FaceTrack
 from finecliper.face.crop import CropTrack
@@ -57,7 +57,6 @@ class WindowInput:
 class Scores:
     probs: np.ndarray                                      # (B, K) float32, rows sum to 1
     weights: np.ndarray                                    # (B, M) fusion weight per modality (M may be 0)
-    extra: list[dict[str, Any]] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -177,10 +176,7 @@ class FineCLIPERScorer:
         return item
 
     def batch(self, windows: Sequence[WindowInput]) -> dict[str, torch.Tensor]:
-        items = [self.tensors(w) for w in windows]
-        batch = {key: torch.stack([it[key] for it in items]) for key in items[0]}
-        if "description_tokens" in batch:  # padding past the longest text changes nothing but the cost
-            batch["description_tokens"] = truncate_to_longest(batch["description_tokens"])
+        batch = collate_clips([self.tensors(w) for w in windows])  # description tokens cut to the longest
         return {key: v.to(self.device) for key, v in batch.items()}
 
     @torch.no_grad()

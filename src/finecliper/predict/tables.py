@@ -28,7 +28,7 @@ import pandas as pd
 
 from finecliper import __version__
 from finecliper.io import atomic_write, write_json
-from finecliper.predict.pipeline import TrackResult, VideoResult
+from finecliper.predict.pipeline import VideoResult, frame_probs
 
 
 class PredictionFrame(pd.DataFrame):
@@ -51,17 +51,6 @@ class PredictionFrame(pd.DataFrame):
 
 def _class_columns(classes: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
     return {f"p_{c}": probs[:, k] for k, c in enumerate(classes)}
-
-
-def frame_probs(track: TrackResult, num_frames: int) -> np.ndarray:
-    """(N, K) mean probabilities of the track's windows holding each frame (NaN where none does)."""
-    k = len(track.probs)
-    total, count = np.zeros((num_frames, k)), np.zeros(num_frames)
-    for w in track.windows:
-        total[w.start_frame:w.end_frame] += np.asarray(w.probs)
-        count[w.start_frame:w.end_frame] += 1
-    with np.errstate(invalid="ignore"):
-        return total / count[:, None]
 
 
 def frames_table(r: VideoResult) -> pd.DataFrame:

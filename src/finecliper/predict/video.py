@@ -24,6 +24,7 @@ import numpy as np
 from finecliper.data.frames import FrameError, FolderFrames, decode_video, open_frames, upright_rgb
 from finecliper.face.backend import FaceDetection, assign_track_ids
 from finecliper.predict import shots
+from finecliper.predict.windows import uniform_times
 
 Progress = Callable[[int, int], None]  # (frames done, frames expected)
 
@@ -37,10 +38,6 @@ class VideoInfo:
     times: np.ndarray        # (num_frames + 1,) float64 seconds: start of each frame, then the end of the last
     fps_from_file: bool = True   # False: a frame folder, or a file without a rate (``default_fps`` used)
     times_from_pts: bool = True  # False: times are frame / fps (no usable timestamps)
-
-    @property
-    def duration(self) -> float:
-        return float(self.times[-1])
 
     def span_s(self, start: int, end: int) -> float:
         """Duration of frames [start, end)."""
@@ -92,7 +89,7 @@ def frame_times(times: list[float | None], durations: list[float | None], fps: f
     """
     n = len(times)
     if n == 0 or any(t is None for t in times) or np.any(np.diff(np.asarray(times, np.float64)) <= 0):
-        return np.arange(n + 1, dtype=np.float64) / fps, False
+        return uniform_times(n, fps), False
     t = np.asarray(times, np.float64) - float(times[0])
     last = durations[-1] if durations and durations[-1] else (float(np.median(np.diff(t))) if n > 1 else 1.0 / fps)
     return np.append(t, t[-1] + last), True

@@ -27,8 +27,9 @@ class EvaluationError(ValueError):
 
 @torch.no_grad()
 def predict(model, loader: DataLoader, device: torch.device, precision: str = "auto", d: Dist = Dist(),
-            progress: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Predictions for every clip of ``loader``'s dataset, gathered over ranks, in dataset order, each once."""
+            progress: Callable[[], None] | None = None, keep_features: bool = False) -> dict[str, Any]:
+    """Predictions for every clip of ``loader``'s dataset, gathered over ranks, in dataset order, each once.
+    ``keep_features``: also each clip's video feature (for Fig. 5; not needed by the per-epoch evaluation)."""
     model.eval()
     rows: list[tuple] = []
     for batch in loader:
@@ -38,7 +39,7 @@ def predict(model, loader: DataLoader, device: torch.device, precision: str = "a
         probs = torch.softmax(out.logits.float(), dim=-1).cpu()
         mod_pred = {m: s.argmax(-1).cpu() for m, s in out.scores.items()}
         w = out.weights.float().cpu()
-        video = out.modality_features.get("video")  # (B, E) normalised, for Fig. 5
+        video = out.modality_features.get("video") if keep_features else None  # (B, E) normalised, for Fig. 5
         video = None if video is None else video.float().cpu()
         for i, cid in enumerate(batch["clip_id"]):
             rows.append((cid, int(labels[i]), probs[i].numpy(), {m: int(p[i]) for m, p in mod_pred.items()}, w[i].numpy(),
@@ -68,9 +69,9 @@ def score_predictions(pred: dict[str, Any], num_classes: int) -> dict[str, Any]:
 
 
 def evaluate(model, loader: DataLoader, device: torch.device, precision: str, d: Dist = Dist(),
-             progress: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+             progress: Callable[[], None] | None = None, keep_features: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """(predictions, scores) of ``model`` on ``loader``'s dataset, scored against the model's current classes."""
-    pred = predict(model, loader, device, precision, d, progress)
+    pred = predict(model, loader, device, precision, d, progress, keep_features)
     return pred, score_predictions(pred, len(model.classes))
 
 
@@ -123,7 +124,7 @@ def evaluate_model(cfg: ExperimentConfig, model: FineCLIPER, fold: int, out_dir:
     _, test_ds = build_datasets(cfg.data, inputs.train_extras, inputs.test_extras)
     check_datasets([("test", test_ds)], cfg.data.manifest, inputs.notes)
     loader = shard_loader(test_ds, cfg.data.batch_size, cfg.data.workers, Dist(), shuffle=False, seed=cfg.data.seed)
-    pred, s = evaluate(model, loader, device, cfg.train.precision)
+    pred, s = evaluate(model, loader, device, cfg.train.precision, keep_features=True)
     extra = {**record, "fold": fold}
     if inputs.descriptions:
         extra["descriptions"] = inputs.descriptions
