@@ -42,15 +42,17 @@ def require(name: str, feature: str) -> None:
                            f"pip install 'finecliper[{name}]'")
 
 
+def dist_version(dist: str) -> str | None:
+    """The installed version of a distribution (None: not installed)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def installed_versions(name: str) -> dict[str, str | None]:
     """Each distribution of an extra and its installed version (None: not installed)."""
-    out = {}
-    for dist in EXTRAS[name].distributions:
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return {dist: dist_version(dist) for dist in EXTRAS[name].distributions}
 
 
 def status_lines() -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from finecliper.baselines import make_baseline
 from finecliper.baselines.base import (NO_PREDICTION_NAME, FaceCropConfig, FrameClassifier, aggregate_clip,
                                        crop_faces, extended_confusion, fold_confusion, map_to_dataset,
                                        predict_labels, score_clips, unpredictable_classes)
@@ -261,9 +262,7 @@ def evaluate_baseline_folds(baseline: str, data_cfg: DataConfig, face_cache: str
     ``out``: '{fold}' in it is replaced per fold; without it, several folds go to ``out/fold_<k>``.
     Default: ``runs/baseline_<NAME>/fold_<k>``.
     """
-    from finecliper import baselines
-
-    clf = baselines.make_baseline(baseline)
+    clf = make_baseline(baseline)
     results = []
     for k in folds:
         if out is None:

@@ -7,7 +7,6 @@ then ``(x - 0.5) * 2`` -> [-1, 1]. The model ends in a softmax over fer's label 
 """
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 
 from finecliper.baselines.base import FER2013_TO_CANONICAL, BaselineError, check_mapping
+from finecliper.extras import dist_version
 from finecliper.io import sha256_file
 from finecliper.litert import ModelFileError, load_interpreter
 
@@ -83,14 +83,7 @@ class FerClassifier:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "model": MODEL_ORIGIN if self.model_path == MODEL_PATH else str(self.model_path),
-                "model_sha256": sha256_file(self.model_path),
-                "ai_edge_litert_version": package_version("ai-edge-litert"),
+                "model_sha256": MODEL_SHA256 if self.model_path == MODEL_PATH else sha256_file(self.model_path),
+                "ai_edge_litert_version": dist_version("ai-edge-litert"),
                 "classes": list(self.class_names), "mapping": dict(self.mapping),
                 "preprocess": "RGB->gray, cv2.resize 64x64 bilinear, (x/255 - 0.5) * 2"}
-
-
-def package_version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None

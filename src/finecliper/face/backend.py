@@ -213,3 +213,11 @@ def concat_tracks(tracks: list[FaceTrack]) -> FaceTrack:
     arrays = {f.name: np.concatenate([getattr(t, f.name) for t in tracks])
               for f in dataclasses.fields(FaceTrack) if isinstance(getattr(tracks[0], f.name), np.ndarray)}
     return FaceTrack(**arrays, frame_hw=hw, meta=dict(tracks[0].meta))
+
+
+def check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
+    """The frames every analyser takes: (T, H, W, 3) uint8 RGB, else a ValueError naming ``what``."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"{what}: expected (T, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
+    return frames

@@ -47,13 +47,13 @@ class FaceDetector:
 
     ``model`` 1 (full range, for small and distant faces) falls back to the short-range model on frames
     where it confirms no face: the full-range model misses faces that fill the frame (a face-crop
-    video). ``verify`` sets the confirmation rule (presence, size, geometry; ``FaceMeshConfig``
-    defaults when None); the mesh runs once per detection, on the detection's own ROI.
+    video). A detection counts when the mesh confirms it (presence, size, geometry: ``FaceMeshConfig``'s
+    defaults); the mesh runs once per detection, on the detection's own ROI.
     """
 
-    def __init__(self, model: int = 1, min_confidence: float = 0.6, verify: FaceMeshConfig | None = None):
+    def __init__(self, model: int = 1, min_confidence: float = 0.6):
         self.model, self.min_confidence = model, min_confidence
-        self.verify = verify or FaceMeshConfig()
+        self.verify = FaceMeshConfig()
         self.detectors = [BlazeFace(model, min_confidence)] + ([BlazeFace(0, min_confidence)] if model == 1 else [])
         self.mesh = FaceMesh()
 

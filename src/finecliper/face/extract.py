@@ -73,15 +73,14 @@ def make_detector(cfg: ExtractConfig) -> FaceDetector:
     return FaceDetector(cfg.crop.detector_model, cfg.crop.min_detection_confidence)
 
 
-def extractor_info(cfg: ExtractConfig, analyser=None, detector: FaceDetector | None = None) -> dict[str, Any]:
-    """Everything that determines the cache content; its hash identifies the cache."""
-    analyser = analyser or make_analyser(cfg)
+def extractor_info(cfg: ExtractConfig, analyser, detector: FaceDetector | None = None) -> dict[str, Any]:
+    """Everything that determines the cache content; its hash identifies the cache (``detector``: with ``raw``)."""
     info = {"extractor_version": EXTRACTOR_VERSION, "finecliper": finecliper.__version__, **analyser.describe(),
             "raw": cfg.raw, "landmarks": "iBUG-68, frame pixels, pixel-centre convention",
             "depth": "mesh z per landmark, pixels (x scale), smaller = nearer; NaN = none",
             "parsing": f"LaPa ids, whole frame, longer side {parsing_size(cfg)}"}
     if cfg.raw:
-        info["crop"] = {**dataclasses.asdict(cfg.crop), "detector": (detector or make_detector(cfg)).describe()}
+        info["crop"] = {**dataclasses.asdict(cfg.crop), "detector": detector.describe()}
     return info
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 import finecliper
 from finecliper.face import layout
-from finecliper.face.backend import FaceDetection, FaceTrack, box_iou, build_track
+from finecliper.face.backend import FaceDetection, FaceTrack, box_iou, build_track, check_frames
 from finecliper.face.blazeface import BlazeFace, Detections
 from finecliper.face.models import SHA256, model_path
 from finecliper.litert import load_interpreter
@@ -233,13 +233,6 @@ def frame_to_map(points: np.ndarray, frame_hw: tuple[int, int], map_hw: tuple[in
     """Pixel-centre coordinates of a frame → those of a map covering the same frame at another size."""
     sy, sx = map_hw[0] / frame_hw[0], map_hw[1] / frame_hw[1]
     return (np.asarray(points, np.float64) + 0.5) * np.array([sx, sy]) - 0.5
-
-
-def check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"{what}: expected (T, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
-    return frames
 
 
 def to_detection(face: MeshFace) -> FaceDetection:

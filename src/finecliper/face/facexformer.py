@@ -34,9 +34,8 @@ from finecliper.state_dict import key_problems
 import torch.nn.functional as F
 from torch import nn
 
-from finecliper.face.backend import FaceDetection, FaceTrack, build_track
+from finecliper.face.backend import FaceDetection, FaceTrack, build_track, check_frames
 from finecliper.face.crop import FaceDetector
-from finecliper.face.facemesh import check_frames
 from finecliper.io import sha256_file
 from finecliper.face.facexformer_convert import convert_released_state_dict
 

@@ -137,7 +137,6 @@ class VideoLlavaBackend:
         self.leaks_label = describer.label_conditioned
 
     def load(self, item: ClipItem) -> np.ndarray:
-        from finecliper.data.frames import open_frames
         from finecliper.text.video_llava import uniform_indices
 
         if item.frames is None:
