@@ -202,7 +202,7 @@ def test_manifest_input_gives_paths_and_labels(annotations_dir, all_test_ids, tm
     path.write_text(json.dumps(manifest))
 
     class Args:
-        backend, limit, data_root = "landmarks", None, None
+        backend, limit, data_root, clips = "landmarks", None, None, None
 
     Args.manifest = str(path)
     ds, items = collect_items(Args)

@@ -67,13 +67,17 @@ def _records(ds: str, annotations, folds, splits, **kw) -> list:
 
 
 def collect_items(args) -> tuple[str, list]:
-    """(dataset key, ClipItems) from a manifest, from split files or from a folder of clips."""
+    """(dataset key, ClipItems) from a manifest, from split files or from a folder of clips; ``--limit`` first."""
+    ds, items = _folder_items(args) if args.clips else _split_items(args)
+    return ds, items if args.limit is None else items[: args.limit]
+
+
+def _split_items(args) -> tuple[str, list]:
+    """(dataset key, ClipItems) of a manifest or of split files."""
     from finecliper.data import labels as L
     from finecliper.data.frames import clips_root
     from finecliper.text.describe import ClipItem
 
-    if getattr(args, "clips", None):
-        return _folder_items(args)
     captions = args.backend == "captions"
     if args.manifest:
         from finecliper.data.prepare import load_manifest
@@ -101,8 +105,6 @@ def collect_items(args) -> tuple[str, list]:
         paths = {r.clip_id: root / r.path for r in recs} if root else {}
     items = [ClipItem(r.clip_id, paths.get(r.clip_id), _label_name(ds, r), r.caption)
              for r in sorted(recs, key=lambda r: r.clip_id)]
-    if args.limit is not None:
-        items = items[: args.limit]
     return ds, items
 
 
@@ -115,10 +117,7 @@ def _folder_items(args) -> tuple[str, list]:
     if args.backend == "captions":
         raise ValueError("--backend captions needs MAFW (its with_caption files), not --clips")
     root = Path(args.clips)
-    items = [ClipItem(cid, path) for cid, path in discover_clips(root)]
-    if args.limit is not None:
-        items = items[: args.limit]
-    return root.resolve().name or "clips", items
+    return root.resolve().name or "clips", [ClipItem(cid, path) for cid, path in discover_clips(root)]
 
 
 def check_face_cache(args, backend, items) -> None:
