@@ -28,7 +28,6 @@ does not depend on them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import logging
 import math
@@ -43,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from finecliper.clip.tokenizer import load_tokenizer
 from finecliper.data.labels import classes as dataset_classes
+from finecliper.device import autocast
 from finecliper.io import write_json
 from finecliper.model.config import VARIANTS, ModelConfig
 from finecliper.model.factory import set_attention
@@ -138,9 +138,9 @@ class Run:
             torch.cuda.synchronize(self.device)
 
     def autocast(self):
-        # bf16 is what the recipe uses on GPU; on this project's CPUs bf16 is 6-8x slower than fp32
+        # precision "auto": bf16 on GPU (the recipe); on this project's CPUs bf16 is 6-8x slower than fp32
         # (environment notes), so the --tiny smoke run keeps fp32 and only exercises the code paths.
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
+        return autocast(self.device, "auto")
 
     def save(self, section: str, value: Any) -> None:
         self.results[section] = value
@@ -227,7 +227,8 @@ def random_batch(model: FineCLIPER, b: int, shapes: Shapes, run: Run, labels: to
 
 
 def sgd(model: FineCLIPER) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.trainable_parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    """The recipe's optimiser (TrainConfig defaults: SGD, lr 1e-3, momentum 0.9, weight decay 1e-4)."""
+    return make_optimizer(model, TrainConfig())
 
 
 def step_fn(model, opt, batch: dict, run: Run) -> Callable[[], float]:

@@ -21,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CLASSES = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
 
 
 def make_video(path: Path, seconds: float, fps: int = 25, h: int = 720, w: int = 1280) -> Path:
@@ -50,12 +49,13 @@ def make_model(full: bool, variant: str, adapters: bool):
     import torch
 
     from finecliper.clip.tokenizer import load_tokenizer
+    from finecliper.data.labels import BASE7
     from finecliper.model.config import ModelConfig
     from finecliper.model.finecliper import FineCLIPER
     from finecliper.model.shapes import clip_config, random_clip
 
     tiny = {} if full else dict(vision_width=64, vision_layers=2, text_width=64, text_layers=2, image_size=32, embed_dim=32)
-    cfg = ModelConfig(variant=variant, classes=CLASSES, num_frames=16 if full else 8, drop_path=0.0)
+    cfg = ModelConfig(variant=variant, classes=list(BASE7), num_frames=16 if full else 8, drop_path=0.0)
     longclip = random_clip(clip_config(**tiny, context_length=248)) if cfg.needs_longclip() else None
     model = FineCLIPER(cfg, random_clip(clip_config(**tiny)), longclip, tokenizer=load_tokenizer())
     if adapters:
