@@ -1,6 +1,7 @@
 """``finecliper ablate``: run the rows of one of the paper's ablation tables and write it beside the paper's numbers."""
 from __future__ import annotations
 
+from finecliper.ablation.tables import TABLES, get_table, select_rows
 from finecliper.cli import UsageError, add_folds, add_overrides, examples, parse_folds
 
 HELP = ("Run an ablation of the paper (Tab. 4-9, appendix Fig. 8 'fig8') row by row (resumable) and write the table "
@@ -40,8 +41,6 @@ def parse_backbones(items: list[str]) -> dict[str, str]:
 
 
 def print_tables(console) -> None:
-    from finecliper.ablation.tables import TABLES
-
     for t in TABLES.values():
         console.print(f"[bold]{t.key}[/]  {t.title}")
         for r in t.rows:
@@ -67,7 +66,6 @@ def run(args) -> int:
 
     from finecliper.ablation.report import write_table
     from finecliper.ablation.run import plan_rows, run_rows
-    from finecliper.ablation.tables import get_table, select_rows
     from finecliper.config import load_config
     from finecliper.model.shapes import MetaBackbones, count_parameters
     from finecliper.train.config import ExperimentConfig

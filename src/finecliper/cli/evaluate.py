@@ -42,8 +42,12 @@ def run(args) -> int:
     from rich.console import Console
 
     from finecliper.config import load_config
+    from finecliper.data.labels import classes
+    from finecliper.eval.metrics import summarize_folds
+    from finecliper.io import write_json
+    from finecliper.predict.scorers import zero_shot_model
     from finecliper.train.config import ExperimentConfig
-    from finecliper.train.evaluation import evaluate_checkpoint
+    from finecliper.train.evaluation import evaluate_checkpoint, evaluate_model
 
     cfg = load_config(ExperimentConfig, args.config, args.overrides)
     folds = parse_folds(args.folds, cfg.data.dataset, cfg.data.fold)
@@ -57,58 +61,36 @@ def run(args) -> int:
 
         evaluate_baseline_folds(args.baseline, cfg.data, cfg.face_cache, folds, args.out, args.baseline_mode, console.print)
         return 0
-    if args.zero_shot_init:
-        return _zero_shot_init(args, cfg, folds, console)
-    if not args.checkpoint:
-        raise UsageError("finecliper evaluate: --checkpoint is required (or --baseline NAME, or --zero-shot-init)")
+    if args.zero_shot_init:  # FineCLIPER at initialisation (plain CLIP PN scoring) on each fold, like any checkpoint
+        if not args.clip or not args.out:
+            raise UsageError("finecliper evaluate --zero-shot-init needs --clip PATH (the frozen CLIP) and --out DIR")
+        model = zero_shot_model(args.clip, args.longclip, classes(cfg.data.dataset), cfg.model.num_frames,
+                                cfg.model.allow_pickle)
+        record = {"model": "FineCLIPER at initialisation (CLIP zero-shot PN scoring)", "clip": str(args.clip),
+                  "longclip": str(args.longclip) if args.longclip else None, "zero_shot": True}
+
+        def score(k, out):
+            return evaluate_model(cfg, model, k, out, record)
+    else:
+        if not args.checkpoint:
+            raise UsageError("finecliper evaluate: --checkpoint is required (or --baseline NAME, or --zero-shot-init)")
+
+        def score(k, out):
+            return evaluate_checkpoint(cfg, Path(args.checkpoint.replace("{fold}", str(k))), k, out, clip=args.clip,
+                                       longclip=args.longclip, zero_shot=args.zero_shot)
     results = []
     for k in folds:
-        ckpt = Path(args.checkpoint.replace("{fold}", str(k)))
-        out = Path(args.out.replace("{fold}", str(k))) if args.out else ckpt / "eval"
+        out = Path(args.out.replace("{fold}", str(k))) if args.out else Path(args.checkpoint.replace("{fold}", str(k))) / "eval"
         if len(folds) > 1 and args.out and "{fold}" not in args.out:
             out = out / f"fold_{k}"
-        r = evaluate_checkpoint(cfg, ckpt, k, out, clip=args.clip, longclip=args.longclip, zero_shot=args.zero_shot)
+        r = score(k, out)
         results.append(r)
         console.print(f"fold {k}: UAR {100 * r['uar']:.2f}  WAR {100 * r['war']:.2f}  ({r['n']} clips) -> {out}")
-    _summary(args, results, console)
-    return 0
-
-
-def _zero_shot_init(args, cfg, folds: list[int], console) -> int:
-    """FineCLIPER at initialisation (plain CLIP PN scoring) on each fold, like any checkpoint."""
-    from pathlib import Path
-
-    from finecliper.data.labels import classes
-    from finecliper.predict.scorers import zero_shot_model
-    from finecliper.train.evaluation import evaluate_model
-
-    if not args.clip or not args.out:
-        raise UsageError("finecliper evaluate --zero-shot-init needs --clip PATH (the frozen CLIP) and --out DIR")
-    model = zero_shot_model(args.clip, args.longclip, classes(cfg.data.dataset), cfg.model.num_frames,
-                            cfg.model.allow_pickle)
-    record = {"model": "FineCLIPER at initialisation (CLIP zero-shot PN scoring)", "clip": str(args.clip),
-              "longclip": str(args.longclip) if args.longclip else None, "zero_shot": True}
-    results = []
-    for k in folds:
-        out = Path(args.out.replace("{fold}", str(k)))
-        if len(folds) > 1 and "{fold}" not in args.out:
-            out = out / f"fold_{k}"
-        r = evaluate_model(cfg, model, k, out, record)
-        results.append(r)
-        console.print(f"fold {k}: UAR {100 * r['uar']:.2f}  WAR {100 * r['war']:.2f}  ({r['n']} clips) -> {out}")
-    _summary(args, results, console)
-    return 0
-
-
-def _summary(args, results: list[dict], console) -> None:
-    from pathlib import Path
-
-    from finecliper.eval.metrics import summarize_folds
-    from finecliper.io import write_json
-
     if len(results) > 1:
-        s = summarize_folds(results)
-        console.print(f"[bold]mean over {len(results)} folds[/]: UAR {100 * s['uar']['mean']:.2f} ± {100 * s['uar']['std']:.2f}"
-                      f"  WAR {100 * s['war']['mean']:.2f} ± {100 * s['war']['std']:.2f}")
+        summary = summarize_folds(results)
+        console.print(f"[bold]mean over {len(results)} folds[/]: UAR {100 * summary['uar']['mean']:.2f} ± "
+                      f"{100 * summary['uar']['std']:.2f}  WAR {100 * summary['war']['mean']:.2f} ± "
+                      f"{100 * summary['war']['std']:.2f}")
         if args.out:
-            write_json(Path(args.out.replace("{fold}", "all")) / "summary.json", {"per_fold": results, **s})
+            write_json(Path(args.out.replace("{fold}", "all")) / "summary.json", {"per_fold": results, **summary})
+    return 0
