@@ -171,17 +171,37 @@ def test_evaluate_zero_shot_init_scores_clip_pn_on_a_dataset(media, tmp_path):
     assert main(["evaluate", "--zero-shot-init", "--out", str(ev), *common]) == 2  # no --clip
 
 
-def test_progress_bar_only_for_long_videos_and_never_when_quiet(capfd):
+def test_progress_bar_only_for_long_videos_and_never_when_quiet(capfd, monkeypatch):
+    import rich.progress
+
     from finecliper.cli.predict import LONG_VIDEO_FRAMES, make_progress
 
+    made = []
+
+    class Recorder(rich.progress.Progress):  # the real bar, its creation and stages recorded
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append({"stderr": kw["console"].stderr, "transient": kw["transient"], "tasks": [], "stopped": False})
+
+        def add_task(self, description, **kw):
+            made[-1]["tasks"].append(description)
+            return super().add_task(description, **kw)
+
+        def stop(self):
+            made[-1]["stopped"] = True
+            super().stop()
+
+    monkeypatch.setattr(rich.progress, "Progress", Recorder)
     assert make_progress(quiet=True)(Path("a.mp4")) is None
     short = make_progress(quiet=False)(Path("short.mp4"))
     for k in range(1, 11):
         short("faces", k, 10)
-    assert capfd.readouterr() == ("", "")
+    assert made == [] and capfd.readouterr() == ("", "")  # no bar for a short video
     long = make_progress(quiet=False)(Path("long.mp4"))
     n = LONG_VIDEO_FRAMES + 10
     for stage in ("faces", "scoring"):
         for k in range(1, n + 1):
             long(stage, k, n)
+    assert made == [{"stderr": True, "transient": True, "stopped": True,
+                     "tasks": ["long.mp4: finding faces", "long.mp4: scoring"]}]
     assert capfd.readouterr().out == ""  # the bar lives on stderr (and is transient)

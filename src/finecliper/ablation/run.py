@@ -19,10 +19,10 @@ from typing import Any, Callable, Mapping, Sequence
 from finecliper.ablation.tables import Row, Table
 from finecliper.config import load_config
 from finecliper.data.labels import classes as dataset_classes
+from finecliper.model.shapes import DEFAULT_SHAPE as DEFAULT_BACKBONE
 from finecliper.train.config import ExperimentConfig
 from finecliper.train.loop import train_folds
 
-from finecliper.model.shapes import DEFAULT_SHAPE as DEFAULT_BACKBONE
 SUMMARY = "summary.json"
 
 
